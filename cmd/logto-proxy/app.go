@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/logto-proxy/logto-proxy/cache"
+	"github.com/logto-proxy/logto-proxy/hierarchy"
+	"github.com/logto-proxy/logto-proxy/logto"
+	"github.com/logto-proxy/logto-proxy/proxy"
+)
+
+// app is one replica: every long-lived part of the process, built from a
+// config by newApp. Tests build several in one process to act as replicas.
+type app struct {
+	cfg      config
+	log      *slog.Logger
+	registry *prometheus.Registry
+	metrics  *proxy.Metrics
+	logto    *logto.Client
+	redis    redis.UniversalClient
+	view     *cache.HierarchyView
+	users    *cache.UsersView     // the users view behind /users
+	service  *proxy.ServiceTokens // nil when service tokens are disabled
+	server   *proxy.Server
+	http     *http.Server
+	listener net.Listener
+}
+
+// newApp builds a replica without doing any I/O; start brings it up.
+func newApp(cfg config, log *slog.Logger) (*app, error) {
+	a := &app{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.metrics = proxy.NewMetrics(a.registry, time.Now)
+
+	lc, err := logto.New(logto.Config{
+		Endpoint:  cfg.LogtoEndpoint,
+		AppID:     cfg.LogtoAppID,
+		AppSecret: cfg.LogtoAppSecret,
+		Resource:  cfg.LogtoManagementResource,
+		Timeout:   cfg.LogtoTimeout,
+		Logger:    log.With("component", "logto"),
+		Observer:  a.metrics,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("logto client: %w", err)
+	}
+	a.logto = lc
+
+	a.redis, err = redisClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.view, err = cache.NewHierarchyView(cache.HierarchyConfig{
+		Client:   a.redis,
+		Prefix:   cfg.RedisPrefix,
+		Source:   proxy.OrganizationSource(lc),
+		Options:  hierarchy.Options{OwnerID: cfg.OwnerOrgID},
+		SoftTTL:  cfg.SnapshotSoftTTL,
+		HardTTL:  cfg.SnapshotHardTTL,
+		Logger:   log.With("component", "cache"),
+		Observer: a.metrics,
+	})
+	if err != nil {
+		_ = a.redis.Close()
+		return nil, fmt.Errorf("hierarchy view: %w", err)
+	}
+	a.users, err = cache.NewUsersView(cache.UsersConfig{
+		Client:   a.redis,
+		Prefix:   cfg.RedisPrefix,
+		Source:   proxy.UserSource(lc, proxy.UserSourceConfig{Logger: log.With("component", "users")}),
+		SoftTTL:  cfg.SnapshotSoftTTL,
+		HardTTL:  cfg.SnapshotHardTTL,
+		Logger:   log.With("component", "cache"),
+		Observer: a.metrics,
+	})
+	if err != nil {
+		_ = a.redis.Close()
+		return nil, fmt.Errorf("users view: %w", err)
+	}
+	sessions, err := proxy.NewSessions(proxy.SessionConfig{
+		Secret:   []byte(cfg.JWTSecret),
+		Issuer:   cfg.LogtoEndpoint,
+		Audience: cfg.LogtoEndpoint + "/api",
+	})
+	if err != nil {
+		_ = a.redis.Close()
+		return nil, fmt.Errorf("JWT_SECRET: %w", err)
+	}
+	auth, err := a.newAuth(lc, log)
+	if err != nil {
+		_ = a.redis.Close()
+		return nil, err
+	}
+	a.server, err = proxy.New(proxy.Config{
+		Hierarchy: a.view,
+		Logto:     lc,
+		Sessions:  sessions,
+		Auth:      auth,
+		Users:     proxy.UsersConfig{View: a.users},
+		Metrics:   a.metrics,
+		Gatherer:  a.registry,
+		Logger:    log.With("component", "http"),
+	})
+	if err != nil {
+		_ = a.redis.Close()
+		return nil, err
+	}
+	a.http = &http.Server{
+		Handler:           a.server.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return a, nil
+}
+
+// redisClient builds go-redis's universal client: one server from REDIS_URL,
+// or a Cluster (several addresses) or Sentinel (with a master name) from
+// REDIS_ADDRS. Socket timeouts follow the context, so the cache's per-call
+// timeouts bound network I/O too.
+func redisClient(cfg config) (redis.UniversalClient, error) {
+	opts := &redis.UniversalOptions{
+		Addrs:                 cfg.RedisAddrs,
+		MasterName:            cfg.RedisMasterName,
+		Password:              cfg.RedisPassword,
+		DialTimeout:           2 * time.Second,
+		ReadTimeout:           time.Second,
+		WriteTimeout:          time.Second,
+		ContextTimeoutEnabled: true,
+	}
+	if cfg.RedisURL != "" {
+		u, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		opts.Addrs, opts.DB, opts.Username, opts.Password, opts.TLSConfig = []string{u.Addr}, u.DB, u.Username, u.Password, u.TLSConfig
+	}
+	return redis.NewUniversalClient(opts), nil
+}
+
+// start loads (or builds) the hierarchy and starts serving HTTP. The view's
+// first load happens in the background: /readyz says "loading" until then,
+// and a start with Logto down still brings the process up.
+func (a *app) start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("LISTEN_ADDR: %w", err)
+	}
+	a.listener = ln
+	if err := a.view.Start(ctx); err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("start hierarchy view: %w", err)
+	}
+	if err := a.users.Start(ctx); err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("start users view: %w", err)
+	}
+	go func() {
+		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("http server stopped", "error", err)
+		}
+	}()
+	go a.warm(ctx)
+	return nil
+}
+
+// warm asks for the hierarchy, then the users, once so that the first
+// request does not pay for the cold start.
+func (a *app) warm(ctx context.Context) {
+	snap, err := a.view.Current(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			a.log.Warn("initial hierarchy load failed; retrying on demand", "error", err)
+		}
+		return
+	}
+	if _, err := a.users.Current(ctx, snap.Tree); err != nil && ctx.Err() == nil {
+		a.log.Warn("initial users load failed; retrying on demand", "error", err)
+	}
+}
+
+// addr is where the replica listens (useful with port 0).
+func (a *app) addr() string { return a.listener.Addr().String() }
+
+// shutdown lets in-flight requests finish, then closes the view and Redis.
+func (a *app) shutdown(ctx context.Context) error {
+	err := a.http.Shutdown(ctx)
+	if a.service != nil {
+		a.service.Close()
+	}
+	err = errors.Join(err, a.view.Close(), a.users.Close(), a.redis.Close())
+	return err
+}
+
+// newAuth wires authentication: session state and cached profiles in
+// Redis, and, when LOGTO_API_RESOURCE is set, the verifier of Logto-issued
+// service tokens (issuer LOGTO_ENDPOINT/oidc, keys from its JWKS).
+func (a *app) newAuth(lc *logto.Client, log *slog.Logger) (proxy.AuthConfig, error) {
+	cfg := a.cfg
+	store, err := cache.NewSessionStore(cache.SessionStoreConfig{Client: a.redis, Prefix: cfg.RedisPrefix, Observer: a.metrics})
+	if err != nil {
+		return proxy.AuthConfig{}, fmt.Errorf("session store: %w", err)
+	}
+	profiles, err := proxy.NewProfiles(proxy.ProfilesConfig{Logto: lc, Loader: cache.LoaderConfig[proxy.Profile]{
+		Client: a.redis, Prefix: cfg.RedisPrefix, Logger: log.With("component", "cache"), Observer: a.metrics,
+	}})
+	if err != nil {
+		return proxy.AuthConfig{}, err
+	}
+	auth := proxy.AuthConfig{Store: store, Profiles: profiles}
+	if cfg.LogtoAPIResource != "" {
+		a.service, err = proxy.NewServiceTokens(proxy.ServiceTokenConfig{
+			Issuer:   cfg.LogtoEndpoint + "/oidc",
+			Audience: cfg.LogtoAPIResource,
+			Logger:   log.With("component", "service-tokens"),
+		})
+		if err != nil {
+			return proxy.AuthConfig{}, fmt.Errorf("LOGTO_API_RESOURCE: %w", err)
+		}
+		auth.Service = a.service
+	}
+	return auth, nil
+}

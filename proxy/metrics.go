@@ -1,0 +1,190 @@
+package proxy
+
+import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/logto-proxy/logto-proxy/cache"
+	"github.com/logto-proxy/logto-proxy/logto"
+)
+
+// Metrics holds every Prometheus collector of the service, all prefixed
+// logto_proxy_. It is built against a registry passed in (never the global
+// one), so that tests and several in-process replicas each get their own, and
+// it implements the observer interfaces of the Logto client and the cache, so
+// those packages stay free of Prometheus.
+type Metrics struct {
+	httpRequests *prometheus.CounterVec
+	httpDuration *prometheus.HistogramVec
+
+	cacheRequests   *prometheus.CounterVec
+	snapshotGen     *prometheus.GaugeVec
+	snapshotEntries *prometheus.GaugeVec
+	snapshotAge     *snapshotAges
+	rebuildSeconds  *prometheus.HistogramVec
+	redisErrors     *prometheus.CounterVec
+	lockContended   *prometheus.CounterVec
+	treeProblems    *problemCounts
+
+	logtoRequests *prometheus.CounterVec
+	logtoDuration *prometheus.HistogramVec
+	breakerState  *prometheus.GaugeVec
+
+	webhookEvents *prometheus.CounterVec
+}
+
+// latencyBuckets spans the microsecond answers of a cache hit up to the
+// seconds of a Logto timeout, so one histogram shows both.
+var latencyBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+// NewMetrics creates the collectors and registers them with reg.
+func NewMetrics(reg prometheus.Registerer, now func() time.Time) *Metrics {
+	const ns = "logto_proxy"
+	m := &Metrics{
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "http_requests_total",
+			Help: "HTTP requests answered, by route template, method and status."}, []string{"route", "method", "status"}),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "http_request_duration_seconds",
+			Help: "HTTP request latency, by route template and method.", Buckets: latencyBuckets}, []string{"route", "method"}),
+		cacheRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "cache_requests_total",
+			Help: "Reads of a cached view, by view and result (hit, miss, stale)."}, []string{"view", "result"}),
+		snapshotGen: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "snapshot_generation",
+			Help: "Generation of the snapshot this replica serves, by view (hierarchy, users)."}, []string{"view"}),
+		snapshotEntries: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "snapshot_entries",
+			Help: "Entries of the snapshot this replica serves, by view: organizations (hierarchy) or users."}, []string{"view"}),
+		snapshotAge: &snapshotAges{now: now, desc: prometheus.NewDesc(ns+"_snapshot_age_seconds",
+			"Seconds since the served snapshot was read from Logto, by view.", []string{"view"}, nil), builtAt: map[string]time.Time{}},
+		rebuildSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "snapshot_rebuild_duration_seconds",
+			Help: "Duration of rebuild attempts, by view and outcome.", Buckets: latencyBuckets}, []string{"view", "outcome"}),
+		redisErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "redis_errors_total",
+			Help: "Failed Redis operations, by operation."}, []string{"op"}),
+		lockContended: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "lock_contended_total",
+			Help: "Attempts to take a cluster-wide lock another replica held."}, []string{"lock"}),
+		treeProblems: &problemCounts{desc: prometheus.NewDesc(ns+"_hierarchy_problems",
+			"Bad data repaired by the hierarchy's rules in the served tree, by kind of problem.", []string{"kind"}, nil)},
+		logtoRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "logto_requests_total",
+			Help: "Calls to Logto, by endpoint group, route template and status (0: no answer)."}, []string{"group", "endpoint", "status"}),
+		logtoDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "logto_request_duration_seconds",
+			Help: "Latency of calls to Logto, by endpoint group.", Buckets: latencyBuckets}, []string{"group"}),
+		breakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "logto_breaker_state",
+			Help: "Circuit breaker state per Logto endpoint group: 0 closed, 1 half-open, 2 open."}, []string{"group"}),
+		webhookEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "webhook_events_total",
+			Help: "Logto webhook deliveries, by event and verdict."}, []string{"event", "verdict"}),
+	}
+	reg.MustRegister(m.httpRequests, m.httpDuration, m.cacheRequests, m.snapshotGen, m.snapshotEntries, m.snapshotAge,
+		m.rebuildSeconds, m.redisErrors, m.lockContended, m.treeProblems, m.logtoRequests, m.logtoDuration,
+		m.breakerState, m.webhookEvents)
+	return m
+}
+
+// ObserveHTTP records one answered request.
+func (m *Metrics) ObserveHTTP(route, method string, status int, d time.Duration) {
+	m.httpRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	m.httpDuration.WithLabelValues(route, method).Observe(d.Seconds())
+}
+
+// ObserveWebhook counts one webhook delivery and what was done with it.
+func (m *Metrics) ObserveWebhook(event, verdict string) {
+	m.webhookEvents.WithLabelValues(event, verdict).Inc()
+}
+
+// watchHierarchy makes the hierarchy_problems gauge read the served tree's
+// counts at scrape time (there is nothing to keep in sync).
+func (m *Metrics) watchHierarchy(v *cache.HierarchyView) { m.treeProblems.view.Store(v) }
+
+// ObserveCall implements logto.Observer.
+func (m *Metrics) ObserveCall(group, endpoint string, status int, d time.Duration) {
+	m.logtoRequests.WithLabelValues(group, endpoint, strconv.Itoa(status)).Inc()
+	m.logtoDuration.WithLabelValues(group).Observe(d.Seconds())
+}
+
+// ObserveBreaker implements logto.Observer.
+func (m *Metrics) ObserveBreaker(group string, state logto.BreakerState) {
+	m.breakerState.WithLabelValues(group).Set(float64(state))
+}
+
+// CacheHit implements cache.Observer.
+func (m *Metrics) CacheHit(view string) { m.cacheRequests.WithLabelValues(view, "hit").Inc() }
+
+// CacheMiss implements cache.Observer.
+func (m *Metrics) CacheMiss(view string) { m.cacheRequests.WithLabelValues(view, "miss").Inc() }
+
+// StaleServed implements cache.Observer.
+func (m *Metrics) StaleServed(view string) { m.cacheRequests.WithLabelValues(view, "stale").Inc() }
+
+// SnapshotInstalled implements cache.Observer.
+func (m *Metrics) SnapshotInstalled(view string, generation uint64, builtAt time.Time, entries int) {
+	m.snapshotGen.WithLabelValues(view).Set(float64(generation))
+	m.snapshotEntries.WithLabelValues(view).Set(float64(entries))
+	m.snapshotAge.set(view, builtAt)
+}
+
+// RebuildFinished implements cache.Observer.
+func (m *Metrics) RebuildFinished(view string, d time.Duration, outcome cache.RebuildOutcome) {
+	m.rebuildSeconds.WithLabelValues(view, string(outcome)).Observe(d.Seconds())
+}
+
+// RedisError implements cache.Observer.
+func (m *Metrics) RedisError(op string) { m.redisErrors.WithLabelValues(op).Inc() }
+
+// LockContended implements cache.Observer.
+func (m *Metrics) LockContended(lock string) { m.lockContended.WithLabelValues(lock).Inc() }
+
+// snapshotAges is the snapshot_age_seconds gauge: the age is computed when
+// Prometheus scrapes, from when each view's served snapshot was read, so it
+// keeps growing while no new snapshot arrives (which is what alerts need).
+type snapshotAges struct {
+	desc    *prometheus.Desc
+	now     func() time.Time
+	mu      sync.Mutex
+	builtAt map[string]time.Time
+}
+
+func (a *snapshotAges) set(view string, builtAt time.Time) {
+	a.mu.Lock()
+	a.builtAt[view] = builtAt
+	a.mu.Unlock()
+}
+
+// Describe implements prometheus.Collector.
+func (a *snapshotAges) Describe(ch chan<- *prometheus.Desc) { ch <- a.desc }
+
+// Collect implements prometheus.Collector.
+func (a *snapshotAges) Collect(ch chan<- prometheus.Metric) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.now()
+	for view, built := range a.builtAt {
+		ch <- prometheus.MustNewConstMetric(a.desc, prometheus.GaugeValue, now.Sub(built).Seconds(), view)
+	}
+}
+
+// problemCounts is the hierarchy_problems gauge, read from the served tree
+// at scrape time.
+type problemCounts struct {
+	desc *prometheus.Desc
+	view atomic.Pointer[cache.HierarchyView]
+}
+
+// Describe implements prometheus.Collector.
+func (p *problemCounts) Describe(ch chan<- *prometheus.Desc) { ch <- p.desc }
+
+// Collect implements prometheus.Collector.
+func (p *problemCounts) Collect(ch chan<- prometheus.Metric) {
+	v := p.view.Load()
+	if v == nil {
+		return
+	}
+	for kind, n := range v.Health().Stats.Problems.All() {
+		ch <- prometheus.MustNewConstMetric(p.desc, prometheus.GaugeValue, float64(n), kind)
+	}
+}
+
+// Both observer interfaces are satisfied, checked at compile time.
+var (
+	_ logto.Observer = (*Metrics)(nil)
+	_ cache.Observer = (*Metrics)(nil)
+)
