@@ -149,22 +149,19 @@ const (
 	userOwnerHome
 )
 
-// parseUserStatus reads status values as the organization lists do: any
-// case, unknown values ignored, OR-combined, none → enabled and suspended.
+// parseUserStatus reads `status` by the organization lists' rule
+// (hierarchy.ParseStatus), so the two can never disagree.
 func parseUserStatus(values []string) userStatus {
+	set := hierarchy.ParseStatus(values)
 	var s userStatus
-	for _, v := range values {
-		switch strings.ToLower(v) {
-		case "enabled":
-			s |= userEnabled
-		case "suspended":
-			s |= userSuspended
-		case "deleted":
-			s |= userDeleted
-		}
+	if set.Has(hierarchy.StatusEnabled) {
+		s |= userEnabled
 	}
-	if s == 0 {
-		s = userEnabled | userSuspended
+	if set.Has(hierarchy.StatusSuspended) {
+		s |= userSuspended
+	}
+	if set.Has(hierarchy.StatusDeleted) {
+		s |= userDeleted
 	}
 	return s
 }
@@ -318,7 +315,7 @@ func newUserFilter(ix *userIndex, q UserQuery) userFilter {
 			f.roleMask |= ix.roleBit[id]
 		}
 	}
-	if ids := validIDs(q.CreatedBy); len(ids) > 0 {
+	if ids := hierarchy.ValidIDs(q.CreatedBy); len(ids) > 0 {
 		f.createdBy = make(map[string]struct{}, len(ids))
 		for _, id := range ids {
 			f.createdBy[id] = struct{}{}
@@ -391,7 +388,7 @@ func (u *Users) List(p hierarchy.Principal, q UserQuery) UserPage {
 	if f.noMatch {
 		return u.collect(nil, key, desc, page, size)
 	}
-	if scope.Everything() && f.search == "" && f.roles == nil && f.createdBy == nil && len(validIDs(q.OrganizationIDs)) == 0 {
+	if scope.Everything() && f.search == "" && f.roles == nil && f.createdBy == nil && len(hierarchy.ValidIDs(q.OrganizationIDs)) == 0 {
 		return u.walk(f.status, key, desc, page, size)
 	}
 	cands, searched := u.candidates(scope, &f, q.OrganizationIDs)
@@ -408,7 +405,7 @@ func (u *Users) List(p hierarchy.Principal, q UserQuery) UserPage {
 // they already match the search term. A user may be yielded twice (it
 // holds two of the roles asked for, say); collect counts it once.
 func (u *Users) candidates(scope hierarchy.Scope, f *userFilter, orgIDs []string) (func(yield func(int32) bool), bool) {
-	if ids := validIDs(orgIDs); len(ids) > 0 {
+	if ids := hierarchy.ValidIDs(orgIDs); len(ids) > 0 {
 		return u.inOrgs(scope, ids), false
 	}
 	if !scope.Everything() {
@@ -593,32 +590,4 @@ func (u *Users) order(key userSort) *userOrder {
 		return &u.byState.o
 	}
 	return &u.ix.orders[key]
-}
-
-// validIDs keeps the values that look like Logto ids
-// (^[A-Za-z0-9_-]{1,64}$), without duplicates and in order, as the upstream
-// does before filtering on them.
-func validIDs(values []string) []string {
-	var out []string
-	seen := make(map[string]struct{})
-	for _, v := range values {
-		if _, dup := seen[v]; !dup && isLogtoID(v) {
-			seen[v] = struct{}{}
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
-func isLogtoID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }

@@ -99,49 +99,58 @@ func pickerSortKey(s string) (sortKey, bool) {
 	return 0, false
 }
 
-// status is the set of states a list shows.
-type status uint8
+// StatusSet is the set of states a list shows (the `status` query
+// parameter). It is exported so that every list of the service — the users'
+// too — reads `status` by the same rule.
+type StatusSet uint8
 
+// The states of the status rule.
 const (
-	statusEnabled status = 1 << iota
-	statusSuspended
-	statusDeleted
+	StatusEnabled StatusSet = 1 << iota
+	StatusSuspended
+	StatusDeleted
 )
 
-// parseStatus applies the status rule.
-func parseStatus(values []string) status {
-	var s status
+// ParseStatus applies the upstream's status rule: values in any case,
+// unknown ones ignored, OR-combined; none at all means enabled and
+// suspended (soft-deleted rows only show when asked for).
+func ParseStatus(values []string) StatusSet {
+	var s StatusSet
 	for _, v := range values {
 		switch strings.ToLower(v) {
 		case "enabled":
-			s |= statusEnabled
+			s |= StatusEnabled
 		case "suspended":
-			s |= statusSuspended
+			s |= StatusSuspended
 		case "deleted":
-			s |= statusDeleted
+			s |= StatusDeleted
 		}
 	}
 	if s == 0 {
-		s = statusEnabled | statusSuspended
+		s = StatusEnabled | StatusSuspended
 	}
 	return s
 }
 
+// Has reports whether the set includes state.
+func (s StatusSet) Has(state StatusSet) bool { return s&state != 0 }
+
 // matches reports whether a node's state is one of s.
-func (s status) matches(n *node) bool {
+func (s StatusSet) matches(n *node) bool {
 	switch {
 	case n.deleted:
-		return s&statusDeleted != 0
+		return s&StatusDeleted != 0
 	case n.suspended:
-		return s&statusSuspended != 0
+		return s&StatusSuspended != 0
 	}
-	return s&statusEnabled != 0
+	return s&StatusEnabled != 0
 }
 
-// validIDs keeps the values that look like Logto ids (^[A-Za-z0-9_-]{1,64}$),
+// ValidIDs keeps the values that look like Logto ids (^[A-Za-z0-9_-]{1,64}$),
 // without duplicates and in order, as the upstream does before filtering on
-// them. A set keeps this linear however many values a request repeats.
-func validIDs(values []string) []string {
+// them (created_by, organization_id). A set keeps this linear however many
+// values a request repeats. Exported so every list applies the same rule.
+func ValidIDs(values []string) []string {
 	var out []string
 	seen := make(map[string]struct{})
 	for _, v := range values {
@@ -202,7 +211,7 @@ func (t *Tree) List(p Principal, typ Type, q Query) Page {
 	}
 
 	var candidates func(yield func(int32) bool)
-	if ids := validIDs(q.OrganizationIDs); len(ids) > 0 && typ != TypeDistributor {
+	if ids := ValidIDs(q.OrganizationIDs); len(ids) > 0 && typ != TypeDistributor {
 		if q.IncludeHierarchy {
 			ids = t.expand(ids)
 		}
@@ -254,15 +263,15 @@ func (t *Tree) ListOrganizations(p Principal, q OrgQuery) Page {
 
 // filter is the per-organization part of a Query.
 type filter struct {
-	status    status
+	status    StatusSet
 	search    search
 	createdBy map[string]struct{} // nil: no created_by filter
 }
 
 // newFilter reads the per-organization parameters of q.
 func newFilter(q Query) filter {
-	f := filter{status: parseStatus(q.Status), search: lowerSearch(q.Search)}
-	if ids := validIDs(q.CreatedBy); len(ids) > 0 {
+	f := filter{status: ParseStatus(q.Status), search: lowerSearch(q.Search)}
+	if ids := ValidIDs(q.CreatedBy); len(ids) > 0 {
 		f.createdBy = make(map[string]struct{}, len(ids))
 		for _, id := range ids {
 			f.createdBy[id] = struct{}{}
