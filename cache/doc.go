@@ -20,6 +20,12 @@
 //     profile, an organization not yet in the snapshot): Redis, then
 //     singleflight, then the source, with soft and hard TTLs, jitter and
 //     negative entries for misses.
+//   - SessionStore: the server-side state of session tokens (revocations,
+//     one-shot refresh tokens). Every replica follows the revocations in
+//     memory — pub/sub announcements written atomically with each
+//     revocation, a resync on every (re)subscription and periodically — so
+//     that checking a token costs no round trip; while that copy cannot be
+//     trusted, checks go to Redis (revocations.go).
 //
 // Redis is an accelerator, never a dependency of a read: while Redis is
 // unreachable the in-memory tree keeps being served, errors are counted

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -16,23 +18,39 @@ import (
 // rotate), and which users had all their tokens revoked at once. It lives in
 // Redis so that every replica sees a logout or a rotation at once.
 //
-// Keys (the user's keys share a hash tag, so that the scripts touching
-// several of them run on one Redis Cluster slot):
+// Keys (keys written together share a hash tag, so that the scripts
+// touching several of them run on one Redis Cluster slot):
 //
-//	<prefix>session:revoked:<digest>            string  revocation reason; PX = the token's remaining life
+//	<prefix>{session:revoked}:tokens            zset    revoked access tokens: digest → expiry (unix ms)
+//	<prefix>{session:revoked}:reasons           hash    digest → revocation reason
+//	<prefix>{session:revoked}:users             zset    users burned by a refresh reuse: user → expiry (unix ms)
+//	<prefix>{session:revoked}:burned            hash    user → burn time (unix s), for resyncs
+//	<prefix>session:revocations                 channel every revocation, announced by the script that writes it
 //	<prefix>{session:<user>}:refresh:<token id>  string  "live:<epoch>" or "used:<epoch>:<unix ms>"; PX = the token's life
 //	<prefix>{session:<user>}:epoch              string  counter; bumping it ends every refresh token issued before
 //	<prefix>{session:<user>}:burned-at          string  unix seconds of a reuse burn: earlier access tokens are revoked
 //
 // Tokens are never stored, only a digest the caller computes (access
 // tokens) or the token's id (refresh tokens). Every call is bounded by the
-// configured timeout and reported to the Observer.
+// configured timeout and reported to the Observer. Once started, the store
+// answers CheckToken from memory, without a round trip (revocations.go).
 type SessionStore struct {
-	cfg    SessionStoreConfig
-	health redisHealth
-	issue  *redis.Script
-	use    *redis.Script
-	revoke *redis.Script
+	cfg         SessionStoreConfig
+	keys        revocationKeys
+	health      redisHealth
+	issue       *redis.Script
+	use         *redis.Script
+	revoke      *redis.Script
+	revokeToken *redis.Script
+	recordBurn  *redis.Script
+
+	// mirror is the in-memory copy of the revocations Start maintains.
+	mirror    *revocationMirror
+	life      sync.Mutex // guards started, closed and stop
+	started   bool
+	closed    bool
+	stop      context.CancelFunc
+	following sync.WaitGroup
 }
 
 // SessionStoreConfig configures a SessionStore. Client is required.
@@ -48,6 +66,17 @@ type SessionStoreConfig struct {
 	// Timeout bounds each Redis call (default 500ms); the store sits on
 	// the request path.
 	Timeout time.Duration
+	// Heartbeat is how often an idle revocation subscription is pinged
+	// (default 1s): a subscription silent for two heartbeats is dropped and
+	// the in-memory revocations are not trusted until resynced.
+	Heartbeat time.Duration
+	// Resync is how often the in-memory revocations are reloaded whole
+	// while subscribed (default 30s), and ResyncTimeout bounds one reload
+	// (default 5s).
+	Resync, ResyncTimeout time.Duration
+	// Logger receives the subscription's state changes (default
+	// slog.Default()).
+	Logger *slog.Logger
 	// Observer receives failed Redis operations (default NopObserver).
 	Observer Observer
 	// Now is the clock rotations are timed with (default time.Now).
@@ -109,8 +138,14 @@ func NewSessionStore(cfg SessionStoreConfig) (*SessionStore, error) {
 	}
 	setDefault(&cfg.ReuseGrace, 30*time.Second)
 	setDefault(&cfg.Timeout, 500*time.Millisecond)
-	if cfg.ReuseGrace < 0 || cfg.Timeout < 0 {
-		return nil, errors.New("cache: session store: ReuseGrace and Timeout must be positive")
+	setDefault(&cfg.Heartbeat, time.Second)
+	setDefault(&cfg.Resync, 30*time.Second)
+	setDefault(&cfg.ResyncTimeout, 5*time.Second)
+	if cfg.ReuseGrace < 0 || cfg.Timeout < 0 || cfg.Heartbeat < 0 || cfg.Resync < 0 || cfg.ResyncTimeout < 0 {
+		return nil, errors.New("cache: session store: durations must be positive")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
 	if cfg.Observer == nil {
 		cfg.Observer = NopObserver{}
@@ -118,15 +153,17 @@ func NewSessionStore(cfg SessionStoreConfig) (*SessionStore, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &SessionStore{cfg: cfg, issue: redis.NewScript(issueScript),
-		use: redis.NewScript(useScript), revoke: redis.NewScript(revokeUserScript)}
+	s := &SessionStore{cfg: cfg, keys: newRevocationKeys(cfg.Prefix), issue: redis.NewScript(issueScript),
+		use: redis.NewScript(useScript), revoke: redis.NewScript(revokeUserScript),
+		revokeToken: redis.NewScript(revokeTokenScript), recordBurn: redis.NewScript(recordBurnScript),
+		mirror: newRevocationMirror()}
 	s.health.obs = cfg.Observer
 	return s, nil
 }
 
 // RevokeToken records that the access token whose digest is given is
 // revoked, with a reason reported back by CheckToken, until ttl (the token's
-// remaining life) has passed.
+// remaining life) has passed, and announces it to every replica.
 func (s *SessionStore) RevokeToken(ctx context.Context, digest, reason string, ttl time.Duration) error {
 	if err := checkSessionKey(digest); err != nil {
 		return err
@@ -136,24 +173,36 @@ func (s *SessionStore) RevokeToken(ctx context.Context, digest, reason string, t
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	err := s.cfg.Client.Set(ctx, s.revokedKey(digest), reason, ttl).Err()
+	now := s.cfg.Now().UnixMilli()
+	expires := now + max(ttl.Milliseconds(), 1)
+	err := s.revokeToken.Run(ctx, s.cfg.Client, []string{s.keys.tokens, s.keys.reasons},
+		digest, reason, expires, now, s.keys.channel).Err()
 	if s.health.note("session_revoke", err) != nil {
 		return fmt.Errorf("cache: revoke token: %w", err)
 	}
+	s.mirror.addToken(digest, reason, expires) // this replica's next check must see it, announcement or not
 	return nil
 }
 
 // CheckToken reports whether an access token is revoked, and why: its
 // digest was revoked (logout), or its user's tokens were burned after it was
-// issued (refresh-token reuse). One round trip.
+// issued (refresh-token reuse). Once Start has synced the in-memory copy of
+// the revocations, it is answered from memory; otherwise it costs one round
+// trip, and fails when Redis cannot answer.
 func (s *SessionStore) CheckToken(ctx context.Context, digest, userID string, issuedAt time.Time) (reason string, revoked bool, err error) {
 	if err := checkSessionKey(digest); err != nil {
 		return "", false, err
 	}
+	now := s.cfg.Now().UnixMilli()
+	if s.mirror.trusted.Load() {
+		reason, revoked := s.mirror.check(digest, userID, issuedAt, now)
+		return reason, revoked, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	pipe := s.cfg.Client.Pipeline()
-	byDigest := pipe.Get(ctx, s.revokedKey(digest))
+	expires := pipe.ZScore(ctx, s.keys.tokens, digest)
+	why := pipe.HGet(ctx, s.keys.reasons, digest)
 	var burned *redis.StringCmd
 	if checkSessionKey(userID) == nil {
 		burned = pipe.Get(ctx, s.userKey(userID, "burned-at"))
@@ -165,8 +214,8 @@ func (s *SessionStore) CheckToken(ctx context.Context, digest, userID string, is
 	if s.health.note("session_check", err) != nil {
 		return "", false, fmt.Errorf("cache: check token: %w", err)
 	}
-	if r, err := byDigest.Result(); err == nil {
-		return r, true, nil
+	if exp, err := expires.Result(); err == nil && int64(exp) > now {
+		return why.Val(), true, nil
 	}
 	if burned != nil {
 		if at, err := burned.Int64(); err == nil && issuedAt.Unix() < at {
@@ -196,7 +245,9 @@ func (s *SessionStore) IssueRefresh(ctx context.Context, userID, tokenID string,
 // becomes used (RefreshRotated); a used one is tolerated within ReuseGrace
 // (RefreshGrace) and past it burns the user (RefreshReused: every refresh
 // token is ended, and every access token issued before now is revoked for
-// keep, which must cover the longest token lifetime).
+// keep, which must cover the longest token lifetime). A burn is announced
+// to every replica by the same script; it is also indexed for resyncs, and
+// an error then is reported (the burn itself has happened).
 func (s *SessionStore) UseRefresh(ctx context.Context, userID, tokenID string, keep time.Duration) (RefreshOutcome, error) {
 	if err := checkSessionKeys(userID, tokenID); err != nil {
 		return RefreshUnknown, err
@@ -205,8 +256,10 @@ func (s *SessionStore) UseRefresh(ctx context.Context, userID, tokenID string, k
 	defer cancel()
 	keys := []string{s.userKey(userID, "refresh:"+tokenID), s.userKey(userID, "epoch"), s.userKey(userID, "burned-at")}
 	now := s.cfg.Now()
+	expires := now.UnixMilli() + keep.Milliseconds()
 	res, err := s.use.Run(ctx, s.cfg.Client, keys,
-		now.UnixMilli(), s.cfg.ReuseGrace.Milliseconds(), keep.Milliseconds(), now.Unix()).Text()
+		now.UnixMilli(), s.cfg.ReuseGrace.Milliseconds(), keep.Milliseconds(), now.Unix(),
+		expires, s.keys.channel, userID).Text()
 	if s.health.note("session_use", err) != nil {
 		return 0, fmt.Errorf("cache: use refresh token: %w", err)
 	}
@@ -216,6 +269,12 @@ func (s *SessionStore) UseRefresh(ctx context.Context, userID, tokenID string, k
 	case "grace":
 		return RefreshGrace, nil
 	case "reused":
+		s.mirror.addBurn(userID, now.Unix(), expires)
+		err := s.recordBurn.Run(ctx, s.cfg.Client, []string{s.keys.users, s.keys.burned},
+			userID, now.Unix(), expires, now.UnixMilli()).Err()
+		if s.health.note("session_burn", err) != nil {
+			return RefreshReused, fmt.Errorf("cache: index refresh reuse burn: %w", err)
+		}
 		return RefreshReused, nil
 	case "revoked":
 		return RefreshRevoked, nil
@@ -236,10 +295,6 @@ func (s *SessionStore) RevokeUser(ctx context.Context, userID string, keep time.
 		return fmt.Errorf("cache: revoke user tokens: %w", err)
 	}
 	return nil
-}
-
-func (s *SessionStore) revokedKey(digest string) string {
-	return s.cfg.Prefix + "session:revoked:" + digest
 }
 
 func (s *SessionStore) userKey(userID, suffix string) string {
@@ -293,7 +348,7 @@ return epoch
 `
 
 // useScript: KEYS = token, epoch, burned-at; ARGV = now ms, grace ms, keep
-// ms, now s. See UseRefresh.
+// ms, now s, burn expiry ms, revocations channel, user id. See UseRefresh.
 const useScript = keepEpochLua + `
 local v = redis.call('GET', KEYS[1])
 if not v then return 'unknown' end
@@ -309,6 +364,7 @@ if usedAt ~= '' and now - tonumber(usedAt) <= tonumber(ARGV[2]) then return 'gra
 redis.call('INCR', KEYS[2])
 keep(KEYS[2], tonumber(ARGV[3]))
 redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[3])
+redis.call('PUBLISH', ARGV[6], 'u ' .. ARGV[5] .. ' ' .. ARGV[7] .. ' ' .. ARGV[4])
 return 'reused'
 `
 

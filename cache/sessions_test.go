@@ -132,7 +132,8 @@ func TestRevokeUserEndsEarlierRefreshTokensOnly(t *testing.T) {
 
 func TestRevokedAccessTokens(t *testing.T) {
 	client, prefix := cachetest.Client(t)
-	s := newSessionStore(t, client, prefix, newFakeClock(), cache.NopObserver{})
+	clock := newFakeClock()
+	s := newSessionStore(t, client, prefix, clock, cache.NopObserver{})
 	ctx := testContext(t)
 	now := time.Now()
 	if err := s.RevokeToken(ctx, "d1", "user logout", accessTTL); err != nil {
@@ -150,9 +151,13 @@ func TestRevokedAccessTokens(t *testing.T) {
 			t.Errorf("digest %s: revoked=%v %v", d, revoked, err)
 		}
 	}
-	left, err := client.PTTL(ctx, prefix+"session:revoked:d1").Result()
+	left, err := client.PTTL(ctx, prefix+"{session:revoked}:tokens").Result()
 	if err != nil || left <= 0 || left > accessTTL {
 		t.Errorf("revocation TTL %v (%v), want the token's remaining life", left, err)
+	}
+	if exp, err := client.ZScore(ctx, prefix+"{session:revoked}:tokens", "d1").Result(); err != nil ||
+		int64(exp) != clock.Now().Add(accessTTL).UnixMilli() {
+		t.Errorf("revocation of d1 recorded until %v (%v), want the token's expiry", exp, err)
 	}
 	// A user id that cannot be a key only skips the per-user check.
 	if _, revoked, err := s.CheckToken(ctx, "d3", "bad}id", now); err != nil || revoked {

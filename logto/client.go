@@ -52,6 +52,17 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
+// Close closes the idle connections the client keeps to Logto, so that a
+// stopping replica leaves none behind (Logto would otherwise hold them until
+// their idle timeout). A client given its own Config.HTTPClient leaves that
+// client alone: its owner closes it. Calls after Close still work; they open
+// new connections.
+func (c *Client) Close() {
+	if c.cfg.HTTPClient == nil {
+		c.http.CloseIdleConnections()
+	}
+}
+
 // defaultHTTPClient keeps enough idle connections for MaxInFlight requests.
 func defaultHTTPClient(maxInFlight int) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()

@@ -37,6 +37,10 @@ type Caller struct {
 	Token string
 }
 
+// A Caller's Principal, User, Session and Service are shared by every
+// request bearing the same token (see authmemo.go): handlers read them and
+// never modify them.
+
 // callerKey is the echo context key of the Caller.
 const callerKey = "logto-proxy.caller"
 
@@ -96,6 +100,7 @@ type authenticator struct {
 	failOpen bool
 	now      func() time.Time
 	log      *slog.Logger
+	memo     *verifiedCallers // nil: every token is verified every time
 }
 
 func newAuthenticator(cfg Config) (*authenticator, error) {
@@ -109,6 +114,7 @@ func newAuthenticator(cfg Config) (*authenticator, error) {
 	return &authenticator{
 		sessions: cfg.Sessions, store: cfg.Auth.Store, profiles: cfg.Auth.Profiles, service: cfg.Auth.Service,
 		logto: cfg.Logto, failOpen: cfg.Auth.RevocationFailOpen, now: now, log: cfg.Logger,
+		memo: newVerifiedCallers(defaultMemoSize),
 	}, nil
 }
 
@@ -124,12 +130,9 @@ type revokedError struct{ reason string }
 func (e *revokedError) Error() string { return "token revoked: " + e.reason }
 
 // authenticate is the middleware in front of every /api route that needs a
-// caller. A token whose header names HS256 is a session token (the
-// dashboard's, ours or the upstream backend's); any other is a Logto service
-// token, verified against Logto's keys with an asymmetric algorithm only, so
-// neither kind can be passed off as the other. Every refusal is a 401 in the
-// upstream's shape; why a token was refused is never echoed (it would help
-// an attacker), only logged at debug level.
+// caller (see resolve). Every refusal is a 401 in the upstream's shape; why
+// a token was refused is never echoed (it would help an attacker), only
+// logged at debug level.
 func (a *authenticator) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if unrouted(c) {
@@ -139,17 +142,7 @@ func (a *authenticator) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if refusal != "" {
 			return fail(c, http.StatusUnauthorized, refusal)
 		}
-		ctx := c.Request().Context()
-		var caller *Caller
-		var err error
-		switch {
-		case tokenAlg(token) == jwt.SigningMethodHS256.Alg():
-			caller, err = a.sessionCaller(ctx, token)
-		case a.service != nil:
-			caller, err = a.serviceCaller(ctx, token)
-		default:
-			err = errServiceDisabled
-		}
+		caller, err := a.resolve(c.Request().Context(), token)
 		if err != nil {
 			return a.refuse(c, err)
 		}
@@ -167,43 +160,86 @@ func unrouted(c echo.Context) bool {
 	return p == "/api" || p == "/api/*"
 }
 
-// sessionCaller verifies a session token, then asks Redis whether it was
-// revoked.
+// resolve turns a bearer token into its Caller: remembered when the token
+// was verified before (authmemo.go), else verified now. A session token's
+// revocation is checked on every request either way.
+func (a *authenticator) resolve(ctx context.Context, token string) (*Caller, error) {
+	sum := sha256.Sum256([]byte(token))
+	now := a.now()
+	v, ok := a.memo.get(sum, now)
+	if !ok {
+		var err error
+		if v, err = a.verify(ctx, token, sum, now); err != nil {
+			return nil, err
+		}
+		a.memo.put(sum, v, now)
+	}
+	if v.caller.Session != nil {
+		if err := a.checkRevoked(ctx, v); err != nil {
+			return nil, err
+		}
+	}
+	c := *v.caller
+	c.Token = token
+	return &c, nil
+}
+
+// verify checks a token not seen before. A token whose header names HS256
+// is a session token (the dashboard's, ours or the upstream backend's); any
+// other is a Logto service token, verified against Logto's keys with an
+// asymmetric algorithm only, so neither kind can be passed off as the
+// other.
+func (a *authenticator) verify(ctx context.Context, token string, sum [sha256.Size]byte, now time.Time) (verifiedCaller, error) {
+	switch {
+	case tokenAlg(token) == jwt.SigningMethodHS256.Alg():
+		claims, err := a.sessions.VerifyAccess(token)
+		if err != nil {
+			return verifiedCaller{}, fmt.Errorf("session token: %w", err)
+		}
+		u := claims.User
+		return remember(&Caller{Principal: u.Principal(), User: &u, Session: claims}, sum, expiry(claims.ExpiresAt), now), nil
+	case a.service != nil:
+		claims, err := a.service.Verify(ctx, token)
+		if err != nil {
+			return verifiedCaller{}, err
+		}
+		return remember(&Caller{Principal: claims.Principal(), Service: claims}, sum, expiry(claims.ExpiresAt), now), nil
+	}
+	return verifiedCaller{}, errServiceDisabled
+}
+
+// expiry is a token's exp as a time, nil when it has none.
+func expiry(exp *jwt.NumericDate) *time.Time {
+	if exp == nil {
+		return nil
+	}
+	return &exp.Time
+}
+
+// checkRevoked asks the session store whether a verified session token was
+// revoked (answered from memory once the store follows revocations).
 //
-// When Redis cannot answer (down, or slower than the store's short
-// timeout), the default is the upstream's: fail closed with 503, because a
-// logout must mean logout. RevocationFailOpen trades that for availability
-// (a revoked token keeps working, at most until it expires, while Redis is
-// down); service tokens never depend on Redis either way.
-func (a *authenticator) sessionCaller(ctx context.Context, token string) (*Caller, error) {
-	claims, err := a.sessions.VerifyAccess(token)
-	if err != nil {
-		return nil, fmt.Errorf("session token: %w", err)
-	}
+// When the store cannot answer (Redis down or slower than the store's short
+// timeout while its copy is not trusted), the default is the upstream's:
+// fail closed with 503, because a logout must mean logout.
+// RevocationFailOpen trades that for availability (a revoked token keeps
+// working, at most until it expires, while Redis is down); service tokens
+// never depend on Redis either way.
+func (a *authenticator) checkRevoked(ctx context.Context, v verifiedCaller) error {
 	var issued time.Time
-	if claims.IssuedAt != nil {
-		issued = claims.IssuedAt.Time
+	if iat := v.caller.Session.IssuedAt; iat != nil {
+		issued = iat.Time
 	}
-	u := claims.User
-	reason, revoked, err := a.store.CheckToken(ctx, TokenDigest(token), u.LogtoUserID(), issued)
+	reason, revoked, err := a.store.CheckToken(ctx, v.digest, v.caller.User.LogtoUserID(), issued)
 	switch {
 	case err != nil && !a.failOpen:
-		return nil, fmt.Errorf("%w: %w", errSecurityUnavailable, err)
+		return fmt.Errorf("%w: %w", errSecurityUnavailable, err)
 	case err != nil:
 		a.log.WarnContext(ctx, "revocation check failed; accepting the session token (fail-open)", slog.Any("error", err))
 	case revoked:
-		return nil, &revokedError{reason: reason}
+		return &revokedError{reason: reason}
 	}
-	return &Caller{Principal: u.Principal(), User: &u, Session: claims, Token: token}, nil
-}
-
-// serviceCaller verifies a Logto-issued service token.
-func (a *authenticator) serviceCaller(ctx context.Context, token string) (*Caller, error) {
-	claims, err := a.service.Verify(ctx, token)
-	if err != nil {
-		return nil, err
-	}
-	return &Caller{Principal: claims.Principal(), Service: claims, Token: token}, nil
+	return nil
 }
 
 // refuse answers a refused token: 401 "token has been revoked" with the

@@ -19,7 +19,7 @@ import (
 // profiles in the test's Redis prefix, and a service-token verifier for the
 // fixture's API resource that refetches Logto's keys as soon as a token
 // names an unknown one.
-func (h *harness) newAuth(t *testing.T, rdb redis.UniversalClient, prefix string, metrics *Metrics, log *slog.Logger, opts harnessOptions) AuthConfig {
+func (h *harness) newAuth(t testing.TB, rdb redis.UniversalClient, prefix string, metrics *Metrics, log *slog.Logger, opts harnessOptions) AuthConfig {
 	t.Helper()
 	clock := opts.Clock
 	if clock == nil {

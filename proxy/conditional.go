@@ -219,8 +219,15 @@ func (cv *conventions) release(b *bufferedResponse) {
 // unreachable), MISS when this request had to wait for it to be loaded,
 // HIT otherwise.
 func (s *Server) snapshot(c echo.Context) (cache.Snapshot, error) {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), snapshotWait)
-	defer cancel()
+	ctx := c.Request().Context()
+	if !s.cfg.Hierarchy.Ready() {
+		// Only a cold replica waits, and only so long; once a snapshot is
+		// in memory Current never waits, and a deadline (a timer) per
+		// request would be pure cost.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, snapshotWait)
+		defer cancel()
+	}
 	snap, err := s.cfg.Hierarchy.Current(ctx)
 	if err != nil {
 		return snap, fmt.Errorf("read hierarchy: %w", err)

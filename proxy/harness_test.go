@@ -69,7 +69,7 @@ type harnessOptions struct {
 // organization role that matches its type and the Admin user role.
 var personas = []string{"owner", "d1", "d2", "d1r1", "d1r2", "d2r1", "d1r1c1", "d1r1c2", "d1r2c1", "d2r1c1", "d1c1"}
 
-func newHarness(t *testing.T, opts harnessOptions) *harness {
+func newHarness(t testing.TB, opts harnessOptions) *harness {
 	t.Helper()
 	h := &harness{secret: []byte(strings.Repeat("harness-secret-", 3))}
 	var err error

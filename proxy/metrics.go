@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,10 @@ import (
 type Metrics struct {
 	httpRequests *prometheus.CounterVec
 	httpDuration *prometheus.HistogramVec
+	// httpSeries caches the two series each (route, method, status) writes
+	// (httpKey → httpSeries), so that a request does not hash and look up
+	// its labels twice.
+	httpSeries sync.Map
 
 	cacheRequests   *prometheus.CounterVec
 	snapshotGen     *prometheus.GaugeVec
@@ -35,6 +40,7 @@ type Metrics struct {
 	breakerState  *prometheus.GaugeVec
 
 	webhookEvents *prometheus.CounterVec
+	freshness     freshnessMetrics
 }
 
 // latencyBuckets spans the microsecond answers of a cache hit up to the
@@ -77,13 +83,47 @@ func NewMetrics(reg prometheus.Registerer, now func() time.Time) *Metrics {
 	reg.MustRegister(m.httpRequests, m.httpDuration, m.cacheRequests, m.snapshotGen, m.snapshotEntries, m.snapshotAge,
 		m.rebuildSeconds, m.redisErrors, m.lockContended, m.treeProblems, m.logtoRequests, m.logtoDuration,
 		m.breakerState, m.webhookEvents)
+	m.freshness = newFreshnessMetrics(reg, ns)
 	return m
 }
 
-// ObserveHTTP records one answered request.
+// httpKey names the series one request writes.
+type httpKey struct {
+	route, method string
+	status        int
+}
+
+// httpSeries are the series of one httpKey.
+type httpSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// ObserveHTTP records one answered request. A method outside the standard
+// ones is labelled "other": the method is the client's to choose, and each
+// new value would be a new series kept forever.
 func (m *Metrics) ObserveHTTP(route, method string, status int, d time.Duration) {
-	m.httpRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-	m.httpDuration.WithLabelValues(route, method).Observe(d.Seconds())
+	k := httpKey{route: route, method: methodLabel(method), status: status}
+	v, ok := m.httpSeries.Load(k)
+	if !ok {
+		v, _ = m.httpSeries.LoadOrStore(k, httpSeries{
+			requests: m.httpRequests.WithLabelValues(k.route, k.method, strconv.Itoa(status)),
+			duration: m.httpDuration.WithLabelValues(k.route, k.method),
+		})
+	}
+	series := v.(httpSeries)
+	series.requests.Inc()
+	series.duration.Observe(d.Seconds())
+}
+
+// methodLabel is the method label of a request method.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return method
+	}
+	return "other"
 }
 
 // ObserveWebhook counts one webhook delivery and what was done with it.
@@ -188,3 +228,44 @@ var (
 	_ logto.Observer = (*Metrics)(nil)
 	_ cache.Observer = (*Metrics)(nil)
 )
+
+// freshnessMetrics are the collectors of what keeps the views fresh between
+// listings: the webhooks' re-reads and the periodic reconcile.
+type freshnessMetrics struct {
+	webhookRereads       *prometheus.CounterVec
+	reconcileRuns        *prometheus.CounterVec
+	reconcileDifferences *prometheus.CounterVec
+}
+
+func newFreshnessMetrics(reg prometheus.Registerer, ns string) freshnessMetrics {
+	f := freshnessMetrics{
+		webhookRereads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "webhook_rereads_total",
+			Help: "Records re-read from Logto because a webhook named them, by view and result (applied, retried, dropped)."}, []string{"view", "result"}),
+		reconcileRuns: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "reconcile_runs_total",
+			Help: "Periodic full reconciles, by view and result (reconciled, skipped: another replica had just listed, failed)."}, []string{"view", "result"}),
+		reconcileDifferences: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "reconcile_differences_total",
+			Help: "Records a reconcile found different from the served snapshot (missed webhooks), by view and kind (added, removed, changed)."}, []string{"view", "kind"}),
+	}
+	reg.MustRegister(f.webhookRereads, f.reconcileRuns, f.reconcileDifferences)
+	return f
+}
+
+// ObserveWebhookRereads counts n records of a view re-read because of
+// webhooks, by what became of them: applied (committed, or found
+// unchanged), retried (the read or the commit failed; tried again later) or
+// dropped (given up on; the next reconcile repairs them).
+func (m *Metrics) ObserveWebhookRereads(view, result string, n int) {
+	if n > 0 {
+		m.freshness.webhookRereads.WithLabelValues(view, result).Add(float64(n))
+	}
+}
+
+// ObserveReconcile counts one reconcile of a view and the differences it
+// found, which are changes no webhook announced.
+func (m *Metrics) ObserveReconcile(view, result string, d cache.Differences) {
+	m.freshness.reconcileRuns.WithLabelValues(view, result).Inc()
+	for kind, n := range map[string]int{"added": d.Added, "removed": d.Removed, "changed": d.Changed} {
+		// Add(0) still creates the series, so that dashboards see 0, not "no data".
+		m.freshness.reconcileDifferences.WithLabelValues(view, kind).Add(float64(n))
+	}
+}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/logto-proxy/logto-proxy/cache"
 	"github.com/logto-proxy/logto-proxy/hierarchy"
 )
 
@@ -51,16 +53,18 @@ const maxPooledRenderBytes = 1 << 20
 
 // orgHandlers serves the organization reads from the hierarchy snapshot.
 // Handlers render into pooled buffers (render.go), which is what keeps a
-// page of a 100,000-organization tree at a handful of allocations.
+// page of a 100,000-organization tree at a handful of allocations, and list
+// answers are remembered per snapshot, scope and query (pages.go).
 type orgHandlers struct {
-	s    *Server
-	bufs sync.Pool // *[]byte
+	s     *Server
+	bufs  sync.Pool // *[]byte
+	pages *renderedPages
 }
 
 // orgRoutes registers the organization reads: /customers, /resellers,
 // /distributors and /organizations.
 func (s *Server) orgRoutes(g *echo.Group) {
-	h := &orgHandlers{s: s}
+	h := &orgHandlers{s: s, pages: newRenderedPages(pageCacheEntries, pageCacheBytes)}
 	for _, e := range []*entity{
 		newEntity(hierarchy.TypeCustomer, hierarchy.PermReadCustomers, "customer", "customers"),
 		newEntity(hierarchy.TypeReseller, hierarchy.PermReadResellers, "reseller", "resellers"),
@@ -86,11 +90,15 @@ func (h *orgHandlers) list(e *entity) echo.HandlerFunc {
 			h.s.requestLogger(c).Error(e.listFailed, slog.Any("error", err))
 			return fail(c, http.StatusInternalServerError, e.listFailed)
 		}
+		key := pageKey{scope: snap.Tree.Scope(p), route: e.plural, query: c.Request().URL.RawQuery}
+		if body, ok := h.pages.get(key); ok {
+			return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, body)
+		}
 		q := c.QueryParams()
 		paging := ParsePaging(q)
 		page := snap.Tree.List(p, e.typ, listQuery(q, paging, e.typ))
 
-		return h.render(c, func(b []byte) []byte {
+		return h.renderPage(c, snap, key, func(b []byte) []byte {
 			b = appendEnvelopeHead(b, http.StatusOK, e.listOK)
 			b = append(b, `{"`...)
 			b = append(b, e.plural...)
@@ -154,6 +162,10 @@ func (h *orgHandlers) organizations(c echo.Context) error {
 		h.s.requestLogger(c).Error(msgOrganizationsFailed, slog.Any("error", err))
 		return fail(c, http.StatusInternalServerError, msgOrganizationsFailed)
 	}
+	key := pageKey{scope: snap.Tree.Scope(p), route: "organizations", query: c.Request().URL.RawQuery}
+	if body, ok := h.pages.get(key); ok {
+		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, body)
+	}
 	q := c.QueryParams()
 	paging := ParsePaging(q)
 	page := snap.Tree.ListOrganizations(p, hierarchy.OrgQuery{
@@ -166,7 +178,7 @@ func (h *orgHandlers) organizations(c echo.Context) error {
 		Page:          paging.Page,
 		PageSize:      paging.PageSize,
 	})
-	return h.render(c, func(b []byte) []byte {
+	return h.renderPage(c, snap, key, func(b []byte) []byte {
 		b = appendEnvelopeHead(b, http.StatusOK, msgOrganizationsOK)
 		b = append(b, `{"organizations":[`...)
 		for i := range page.Orgs {
@@ -236,11 +248,20 @@ func pathID(c echo.Context) (string, bool) {
 
 // render writes a 200 JSON answer appended by fill into a pooled buffer.
 func (h *orgHandlers) render(c echo.Context, fill func([]byte) []byte) error {
+	return h.renderPage(c, cache.Snapshot{}, pageKey{}, fill)
+}
+
+// renderPage is render for a list answer, which it also remembers as the
+// answer for key (a zero snapshot remembers nothing).
+func (h *orgHandlers) renderPage(c echo.Context, snap cache.Snapshot, key pageKey, fill func([]byte) []byte) error {
 	bp, ok := h.bufs.Get().(*[]byte)
 	if !ok {
 		bp = new([]byte)
 	}
 	b := fill((*bp)[:0])
+	if snap.Tree != nil {
+		h.pages.put(snap.Generation, snap.Tree, key, bytes.Clone(b))
+	}
 	err := c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b)
 	if cap(b) <= maxPooledRenderBytes {
 		*bp = b

@@ -33,6 +33,10 @@ type Config struct {
 	Auth AuthConfig
 	// Users configures the user reads (users.go).
 	Users UsersConfig
+	// Webhooks receives Logto's webhooks at POST /api/webhooks/logto
+	// (webhook.go); nil when no signing key is configured, and the route
+	// then answers like an unknown one.
+	Webhooks *Webhooks
 	// Metrics records requests; Gatherer is what /metrics exposes.
 	Metrics  *Metrics
 	Gatherer prometheus.Gatherer
@@ -90,6 +94,7 @@ func New(cfg Config) (*Server, error) {
 	s.orgRoutes(authed)
 	s.userRoutes(authed)
 	s.openAPIRoutes(api) // the OpenAPI document, unauthenticated (openapi.go)
+	s.webhookRoutes(api) // Logto's webhooks, HMAC-signed rather than authenticated (webhook.go)
 	return s, nil
 }
 
@@ -112,7 +117,13 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		status := c.Response().Status
 		d := s.cfg.Now().Sub(start)
 		s.cfg.Metrics.ObserveHTTP(route, c.Request().Method, status, d)
-		s.cfg.Logger.LogAttrs(c.Request().Context(), levelFor(status), "request",
+		// Successful requests log at debug level, usually off: check before
+		// reading the request id out of the headers.
+		ctx, level := c.Request().Context(), levelFor(status)
+		if !s.cfg.Logger.Enabled(ctx, level) {
+			return nil
+		}
+		s.cfg.Logger.LogAttrs(ctx, level, "request",
 			slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)),
 			slog.String("method", c.Request().Method),
 			slog.String("route", route),

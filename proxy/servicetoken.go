@@ -99,13 +99,17 @@ type ServiceTokens struct {
 	parser *jwt.Parser
 	memo   *verifiedTokens
 
-	// The key set is built on first use, so that constructing a server does
-	// no I/O; ctx ends its background refresh (Close).
+	// The key set is built on first use (or Warm), so that constructing a
+	// server does no I/O; ctx ends its background refresh (Close).
 	ctx    context.Context
 	cancel context.CancelFunc
 	once   sync.Once
 	keys   keyfunc.Keyfunc
 	keyErr error
+
+	// idle closes the default client's idle connections (nil for a
+	// caller's client, which its owner closes).
+	idle func()
 }
 
 // maxJWKSBytes bounds the JWKS document read by the default client.
@@ -130,9 +134,13 @@ func NewServiceTokens(cfg ServiceTokenConfig) (*ServiceTokens, error) {
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = 10_000
 	}
+	var idle func()
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: cfg.FetchTimeout,
-			Transport: limitedBodies{base: http.DefaultTransport, max: maxJWKSBytes}}
+		// Its own transport, so that Close can close its connections
+		// without touching anyone else's.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		cfg.HTTPClient = &http.Client{Timeout: cfg.FetchTimeout, Transport: limitedBodies{base: tr, max: maxJWKSBytes}}
+		idle = tr.CloseIdleConnections
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -151,13 +159,31 @@ func NewServiceTokens(cfg ServiceTokenConfig) (*ServiceTokens, error) {
 			jwt.WithTimeFunc(cfg.Now),
 		),
 		memo: newVerifiedTokens(cfg.CacheSize),
+		idle: idle,
 	}
 	v.ctx, v.cancel = context.WithCancel(context.Background())
 	return v, nil
 }
 
-// Close stops the background key refresh.
-func (v *ServiceTokens) Close() { v.cancel() }
+// Close stops the background key refresh and closes the connections kept
+// to Logto's JWKS endpoint.
+func (v *ServiceTokens) Close() {
+	v.cancel()
+	if v.idle != nil {
+		v.idle()
+	}
+}
+
+// Warm fetches Logto's signing keys now rather than on the first service
+// token, so that a replica started while Logto answers keeps verifying
+// service tokens through a Logto outage that begins before the first one
+// arrives. A failed fetch is logged and retried by the next token naming an
+// unknown key, as on first use; the error is only that of building the key
+// set.
+func (v *ServiceTokens) Warm() error {
+	_, err := v.keySet()
+	return err
+}
 
 // Errors of Verify beyond golang-jwt's own.
 var (

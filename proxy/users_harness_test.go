@@ -12,7 +12,7 @@ import (
 
 // newUsers builds, starts and (unless the harness is cold) loads the users
 // view of the harness's replica, wired like cmd/logto-proxy wires it.
-func (h *harness) newUsers(t *testing.T, ctx context.Context, rdb redis.UniversalClient, prefix string, metrics *Metrics, log *slog.Logger, opts harnessOptions) UsersConfig {
+func (h *harness) newUsers(t testing.TB, ctx context.Context, rdb redis.UniversalClient, prefix string, metrics *Metrics, log *slog.Logger, opts harnessOptions) UsersConfig {
 	t.Helper()
 	v, err := cache.NewUsersView(cache.UsersConfig{
 		Client: rdb, Prefix: prefix, Source: UserSource(h.logto, UserSourceConfig{Logger: log}),

@@ -31,9 +31,14 @@ type app struct {
 	view     *cache.HierarchyView
 	users    *cache.UsersView     // the users view behind /users
 	service  *proxy.ServiceTokens // nil when service tokens are disabled
+	store    *cache.SessionStore  // session state; follows revocations in memory once started
 	server   *proxy.Server
 	http     *http.Server
 	listener net.Listener
+
+	// What keeps the views fresh between listings (freshness below).
+	webhooks   *proxy.Webhooks // nil without LOGTO_WEBHOOK_SIGNING_KEY
+	reconciler *proxy.Reconciler
 }
 
 // newApp builds a replica without doing any I/O; start brings it up.
@@ -48,6 +53,7 @@ func newApp(cfg config, log *slog.Logger) (*app, error) {
 		AppSecret: cfg.LogtoAppSecret,
 		Resource:  cfg.LogtoManagementResource,
 		Timeout:   cfg.LogtoTimeout,
+		Breaker:   logto.BreakerConfig{OpenTimeout: cfg.Tuning.BreakerOpenTimeout},
 		Logger:    log.With("component", "logto"),
 		Observer:  a.metrics,
 	})
@@ -61,27 +67,31 @@ func newApp(cfg config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	a.view, err = cache.NewHierarchyView(cache.HierarchyConfig{
-		Client:   a.redis,
-		Prefix:   cfg.RedisPrefix,
-		Source:   proxy.OrganizationSource(lc),
-		Options:  hierarchy.Options{OwnerID: cfg.OwnerOrgID},
-		SoftTTL:  cfg.SnapshotSoftTTL,
-		HardTTL:  cfg.SnapshotHardTTL,
-		Logger:   log.With("component", "cache"),
-		Observer: a.metrics,
+		Client:        a.redis,
+		Prefix:        cfg.RedisPrefix,
+		Source:        proxy.OrganizationSource(lc),
+		Options:       hierarchy.Options{OwnerID: cfg.OwnerOrgID},
+		SoftTTL:       cfg.SnapshotSoftTTL,
+		HardTTL:       cfg.SnapshotHardTTL,
+		RetryBackoff:  cfg.Tuning.RetryBackoff,
+		CheckInterval: cfg.Tuning.CheckInterval,
+		Logger:        log.With("component", "cache"),
+		Observer:      a.metrics,
 	})
 	if err != nil {
 		_ = a.redis.Close()
 		return nil, fmt.Errorf("hierarchy view: %w", err)
 	}
 	a.users, err = cache.NewUsersView(cache.UsersConfig{
-		Client:   a.redis,
-		Prefix:   cfg.RedisPrefix,
-		Source:   proxy.UserSource(lc, proxy.UserSourceConfig{Logger: log.With("component", "users")}),
-		SoftTTL:  cfg.SnapshotSoftTTL,
-		HardTTL:  cfg.SnapshotHardTTL,
-		Logger:   log.With("component", "cache"),
-		Observer: a.metrics,
+		Client:        a.redis,
+		Prefix:        cfg.RedisPrefix,
+		Source:        proxy.UserSource(lc, proxy.UserSourceConfig{Logger: log.With("component", "users")}),
+		SoftTTL:       cfg.SnapshotSoftTTL,
+		HardTTL:       cfg.SnapshotHardTTL,
+		RetryBackoff:  cfg.Tuning.RetryBackoff,
+		CheckInterval: cfg.Tuning.CheckInterval,
+		Logger:        log.With("component", "cache"),
+		Observer:      a.metrics,
 	})
 	if err != nil {
 		_ = a.redis.Close()
@@ -101,12 +111,17 @@ func newApp(cfg config, log *slog.Logger) (*app, error) {
 		_ = a.redis.Close()
 		return nil, err
 	}
+	if err := a.newFreshness(lc, auth.Profiles, log); err != nil {
+		_ = a.redis.Close()
+		return nil, err
+	}
 	a.server, err = proxy.New(proxy.Config{
 		Hierarchy: a.view,
 		Logto:     lc,
 		Sessions:  sessions,
 		Auth:      auth,
 		Users:     proxy.UsersConfig{View: a.users},
+		Webhooks:  a.webhooks,
 		Metrics:   a.metrics,
 		Gatherer:  a.registry,
 		Logger:    log.With("component", "http"),
@@ -168,6 +183,11 @@ func (a *app) start(ctx context.Context) error {
 		_ = ln.Close()
 		return fmt.Errorf("start users view: %w", err)
 	}
+	if err := a.store.Start(); err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("start session store: %w", err)
+	}
+	a.startFreshness()
 	go func() {
 		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("http server stopped", "error", err)
@@ -178,8 +198,20 @@ func (a *app) start(ctx context.Context) error {
 }
 
 // warm asks for the hierarchy, then the users, once so that the first
-// request does not pay for the cold start.
+// request does not pay for the cold start; then it fetches Logto's signing
+// keys, so that service tokens keep verifying through a Logto outage that
+// begins before the first one arrives.
 func (a *app) warm(ctx context.Context) {
+	a.warmViews(ctx)
+	if a.service != nil {
+		if err := a.service.Warm(); err != nil && ctx.Err() == nil {
+			a.log.Warn("service-token keys not fetched; retrying on the first service token", "error", err)
+		}
+	}
+}
+
+// warmViews loads the hierarchy, then the users.
+func (a *app) warmViews(ctx context.Context) {
 	snap, err := a.view.Current(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -198,10 +230,13 @@ func (a *app) addr() string { return a.listener.Addr().String() }
 // shutdown lets in-flight requests finish, then closes the view and Redis.
 func (a *app) shutdown(ctx context.Context) error {
 	err := a.http.Shutdown(ctx)
+	a.stopFreshness()
 	if a.service != nil {
 		a.service.Close()
 	}
+	a.store.Close()
 	err = errors.Join(err, a.view.Close(), a.users.Close(), a.redis.Close())
+	a.logto.Close() // once nothing calls Logto any more
 	return err
 }
 
@@ -210,10 +245,12 @@ func (a *app) shutdown(ctx context.Context) error {
 // service tokens (issuer LOGTO_ENDPOINT/oidc, keys from its JWKS).
 func (a *app) newAuth(lc *logto.Client, log *slog.Logger) (proxy.AuthConfig, error) {
 	cfg := a.cfg
-	store, err := cache.NewSessionStore(cache.SessionStoreConfig{Client: a.redis, Prefix: cfg.RedisPrefix, Observer: a.metrics})
+	store, err := cache.NewSessionStore(cache.SessionStoreConfig{Client: a.redis, Prefix: cfg.RedisPrefix,
+		Logger: log.With("component", "sessions"), Observer: a.metrics})
 	if err != nil {
 		return proxy.AuthConfig{}, fmt.Errorf("session store: %w", err)
 	}
+	a.store = store
 	profiles, err := proxy.NewProfiles(proxy.ProfilesConfig{Logto: lc, Loader: cache.LoaderConfig[proxy.Profile]{
 		Client: a.redis, Prefix: cfg.RedisPrefix, Logger: log.With("component", "cache"), Observer: a.metrics,
 	}})
@@ -233,4 +270,53 @@ func (a *app) newAuth(lc *logto.Client, log *slog.Logger) (proxy.AuthConfig, err
 		auth.Service = a.service
 	}
 	return auth, nil
+}
+
+// newFreshness wires what keeps the views fresh between full listings: the
+// receiver of Logto's webhooks, when LOGTO_WEBHOOK_SIGNING_KEY is set, and
+// the periodic reconcile (RECONCILE_INTERVAL), which repairs what webhooks
+// missed.
+func (a *app) newFreshness(lc *logto.Client, profiles *proxy.Profiles, log *slog.Logger) error {
+	var err error
+	if a.cfg.LogtoWebhookSigningKey != "" {
+		a.webhooks, err = proxy.NewWebhooks(proxy.WebhooksConfig{
+			SigningKey: a.cfg.LogtoWebhookSigningKey,
+			Logto:      lc,
+			Hierarchy:  a.view,
+			Users:      a.users,
+			Profiles:   profiles,
+			Metrics:    a.metrics,
+			Logger:     log,
+		})
+		if err != nil {
+			return fmt.Errorf("LOGTO_WEBHOOK_SIGNING_KEY: %w", err)
+		}
+	}
+	a.reconciler, err = proxy.NewReconciler(proxy.ReconcilerConfig{
+		Hierarchy: a.view,
+		Users:     a.users,
+		Interval:  a.cfg.ReconcileInterval,
+		Metrics:   a.metrics,
+		Logger:    log,
+	})
+	if err != nil {
+		return fmt.Errorf("RECONCILE_INTERVAL: %w", err)
+	}
+	return nil
+}
+
+// startFreshness starts the webhook workers and the reconcile loops.
+func (a *app) startFreshness() {
+	if a.webhooks != nil {
+		a.webhooks.Start()
+	}
+	a.reconciler.Start()
+}
+
+// stopFreshness stops them, before the views they write to are closed.
+func (a *app) stopFreshness() {
+	a.reconciler.Close()
+	if a.webhooks != nil {
+		a.webhooks.Close()
+	}
 }

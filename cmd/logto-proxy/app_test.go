@@ -20,7 +20,7 @@ import (
 // testRedisURL is the Redis the replicas of one test share: REDIS_URL when
 // set (CI's real server, keys under a prefix unique to the test and deleted
 // afterwards), else an embedded one.
-func testRedisURL(t *testing.T) (url, prefix string) {
+func testRedisURL(t testing.TB) (url, prefix string) {
 	t.Helper()
 	prefix = cachetest.Prefix(t)
 	if url = os.Getenv("REDIS_URL"); url != "" {

@@ -39,6 +39,26 @@ type config struct {
 
 	SnapshotSoftTTL time.Duration
 	SnapshotHardTTL time.Duration
+
+	// ReconcileInterval is how old a snapshot's listing gets before a
+	// replica reconciles it with a full listing (default 4/5 of
+	// SnapshotSoftTTL, and always shorter; see proxy/reconcile.go).
+	ReconcileInterval time.Duration
+
+	// Tuning has no setting; see tuning.
+	Tuning tuning
+}
+
+// tuning holds protection timings that are not settings: the packages'
+// defaults suit production (a breaker stays open 30 s, a failed rebuild is
+// retried after 15 s, Redis is polled every 5 s), and tests of whole replicas
+// shorten them so that a breaker half-opens, a rebuild is retried or a
+// snapshot is written back within a test's time. Zero fields keep the
+// defaults.
+type tuning struct {
+	BreakerOpenTimeout time.Duration // logto.BreakerConfig.OpenTimeout
+	RetryBackoff       time.Duration // the views' pause after a failed rebuild
+	CheckInterval      time.Duration // the views' Redis generation poll and write-back
 }
 
 // setting describes one configuration knob: where it comes from, its default,
@@ -123,8 +143,9 @@ func settings() []setting {
 			return nil
 		}},
 		{env: "OWNER_ORG_ID", flag: "owner-org-id", usage: "Logto id of the Owner organization (default: the one named Owner with no type)", parse: str(func(c *config) *string { return &c.OwnerOrgID })},
-		{env: "SNAPSHOT_SOFT_TTL", flag: "snapshot-soft-ttl", def: "30s", usage: "age after which a read triggers one background rebuild", parse: dur(func(c *config) *time.Duration { return &c.SnapshotSoftTTL })},
-		{env: "SNAPSHOT_HARD_TTL", flag: "snapshot-hard-ttl", def: "10m", usage: "age after which answers are marked X-Cache: STALE", parse: dur(func(c *config) *time.Duration { return &c.SnapshotHardTTL })},
+		{env: "SNAPSHOT_SOFT_TTL", flag: "snapshot-soft-ttl", def: "10m", usage: "age after which a read triggers one background rebuild (a fallback: webhooks and the reconcile keep snapshots younger)", parse: dur(func(c *config) *time.Duration { return &c.SnapshotSoftTTL })},
+		{env: "SNAPSHOT_HARD_TTL", flag: "snapshot-hard-ttl", def: "1h", usage: "age after which answers are marked X-Cache: STALE", parse: dur(func(c *config) *time.Duration { return &c.SnapshotHardTTL })},
+		{env: "RECONCILE_INTERVAL", flag: "reconcile-interval", usage: "age at which a snapshot is reconciled with a full listing of Logto, repairing missed webhooks (default 4/5 of SNAPSHOT_SOFT_TTL; must be shorter than it)", parse: dur(func(c *config) *time.Duration { return &c.ReconcileInterval })},
 	}
 }
 
@@ -170,6 +191,14 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	}
 	if c.SnapshotHardTTL < c.SnapshotSoftTTL {
 		return c, fmt.Errorf("SNAPSHOT_HARD_TTL: must not be shorter than SNAPSHOT_SOFT_TTL (%s)", c.SnapshotSoftTTL)
+	}
+	if c.ReconcileInterval == 0 {
+		c.ReconcileInterval = c.SnapshotSoftTTL * 4 / 5
+	}
+	if c.ReconcileInterval >= c.SnapshotSoftTTL {
+		// Reads would rebuild before the reconcile is due: two timers doing
+		// one job, and the differences of those rebuilds never counted.
+		return c, fmt.Errorf("RECONCILE_INTERVAL: must be shorter than SNAPSHOT_SOFT_TTL (%s)", c.SnapshotSoftTTL)
 	}
 	if c.RedisURL != "" && len(c.RedisAddrs) > 0 {
 		return c, errors.New("REDIS_ADDRS: set either REDIS_URL or REDIS_ADDRS, not both")

@@ -31,7 +31,7 @@ func TestLoadConfigDefaultsAndEnv(t *testing.T) {
 	if c.LogtoManagementResource != "https://default.logto.app/api" {
 		t.Errorf("management resource default = %q", c.LogtoManagementResource)
 	}
-	if c.ListenAddr != ":8080" || c.SnapshotSoftTTL != 30*time.Second || c.SnapshotHardTTL != 10*time.Minute {
+	if c.ListenAddr != ":8080" || c.SnapshotSoftTTL != 10*time.Minute || c.SnapshotHardTTL != time.Hour {
 		t.Errorf("defaults not applied: %+v", c)
 	}
 	if c.RedisPrefix != "logto-proxy:" {

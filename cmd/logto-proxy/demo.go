@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -27,6 +28,7 @@ type demoEnv struct {
 	sim     *logtotest.Server
 	fixture *logtotest.Fixture
 	redis   *cache.Embedded
+	hookURL string // where the simulator's webhook posts
 }
 
 // startDemo starts the simulator (and Redis) and points cfg at them.
@@ -65,7 +67,41 @@ func startDemo(_ context.Context, cfg *config, getenv func(string) string, log *
 	if getenv("LISTEN_ADDR") == "" && cfg.ListenAddr == ":8080" {
 		cfg.ListenAddr = "127.0.0.1:8080"
 	}
+	if err := d.registerHook(cfg); err != nil {
+		d.close()
+		return nil, err
+	}
 	return d, nil
+}
+
+// registerHook points a simulator webhook at the proxy, so that changes
+// made through the simulator reach the demo within a second, as Logto's
+// would. The hook's URL must be known before the proxy listens, so a port
+// 0 is resolved to a free port first.
+func (d *demoEnv) registerHook(cfg *config) error {
+	host, port, err := net.SplitHostPort(cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("LISTEN_ADDR: %w", err)
+	}
+	if port == "0" {
+		ln, err := net.Listen("tcp", cfg.ListenAddr)
+		if err != nil {
+			return fmt.Errorf("LISTEN_ADDR: %w", err)
+		}
+		cfg.ListenAddr = ln.Addr().String()
+		_ = ln.Close()
+		_, port, _ = net.SplitHostPort(cfg.ListenAddr)
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	d.hookURL = "http://" + net.JoinHostPort(host, port) + proxy.WebhookPath
+	hook, err := d.sim.CreateHook("logto-proxy demo", d.hookURL, proxy.WebhookEvents()...)
+	if err != nil {
+		return fmt.Errorf("register the simulator's webhook: %w", err)
+	}
+	cfg.LogtoWebhookSigningKey = hook.SigningKey
+	return nil
 }
 
 // announce waits for the first snapshot and prints how to talk to the demo.
@@ -83,6 +119,23 @@ func (d *demoEnv) announce(ctx context.Context, a *app, w io.Writer) error {
 	if err := d.announceTokens(waitCtx, a, base, w); err != nil && ctx.Err() == nil {
 		return err // a stop signal during the announcement is not a failure
 	}
+	if err := d.announceLive(waitCtx, w); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}
+
+// announceLive prints how to change Logto (the simulator's Management API)
+// and watch the change arrive by webhook.
+func (d *demoEnv) announceLive(ctx context.Context, w io.Writer) error {
+	token, err := d.managementToken(ctx, &http.Client{Timeout: 10 * time.Second})
+	if err != nil {
+		return fmt.Errorf("management token: %w", err)
+	}
+	fmt.Fprintf(w, "changes made through the simulator's Management API reach the proxy by webhook (%s), e.g.:\n", d.hookURL)
+	fmt.Fprintf(w, "    curl -s -X PATCH -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"name\":\"d1r1c1, renamed\"}' %s/api/organizations/%s\n",
+		token, d.sim.URL(), d.fixture.Orgs["d1r1c1"])
+	fmt.Fprintln(w, "  then read it back with the owner's token: /api/customers/"+d.fixture.Orgs["d1r1c1"])
 	return nil
 }
 
@@ -185,14 +238,25 @@ func (d *demoEnv) exchange(ctx context.Context, client *http.Client, base, userI
 // service would: the client_credentials grant of the fixture's service app.
 func (d *demoEnv) serviceToken(ctx context.Context, client *http.Client, resource string) (string, error) {
 	app := d.fixture.ServiceApp
-	form := url.Values{"grant_type": {"client_credentials"}, "resource": {resource},
-		"scope": {"read:customers read:resellers read:distributors read:users"}}
+	return d.clientCredentials(ctx, client, app.ID, app.Secret, resource, "read:customers read:resellers read:distributors read:users")
+}
+
+// managementToken gets a Management API token from the simulator, as an
+// administrator's tool would, to change organizations and users.
+func (d *demoEnv) managementToken(ctx context.Context, client *http.Client) (string, error) {
+	appID, secret := d.sim.M2MCredentials()
+	return d.clientCredentials(ctx, client, appID, secret, d.sim.ManagementResource(), "all")
+}
+
+// clientCredentials runs the client_credentials grant at the simulator.
+func (d *demoEnv) clientCredentials(ctx context.Context, client *http.Client, appID, secret, resource, scope string) (string, error) {
+	form := url.Values{"grant_type": {"client_credentials"}, "resource": {resource}, "scope": {scope}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.sim.URL()+"/oidc/token", strings.NewReader(form.Encode()))
 	if err != nil {
 		return "", err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(app.ID, app.Secret)
+	req.SetBasicAuth(appID, secret)
 	var out struct {
 		AccessToken string `json:"access_token"`
 	}
