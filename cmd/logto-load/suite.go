@@ -113,8 +113,9 @@ func runSuite(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		b.runNamed(ctx, cfg, name, rep, progress)
 	}
 	if b != nil && len(cfg.scenarios) > 1 && slices.Contains(cfg.scenarios, scCeiling) {
-		// Once more at the end: on a shared machine one window can be
-		// disturbed, and every ratio hangs on this one.
+		// Once more at the end: every ratio hangs on the first
+		// measurement, and on a shared machine this shows how far the
+		// conditions drifted during the run.
 		b.runNamed(ctx, cfg, scCeiling, rep, progress)
 		rep.rows[len(rep.rows)-1].label = scCeiling + " (again, at the end)"
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -198,16 +199,20 @@ func (a *app) start(ctx context.Context) error {
 }
 
 // warm asks for the hierarchy, then the users, once so that the first
-// request does not pay for the cold start; then it fetches Logto's signing
-// keys, so that service tokens keep verifying through a Logto outage that
-// begins before the first one arrives.
+// request does not pay for the cold start; meanwhile it fetches Logto's
+// signing keys, so that service tokens keep verifying through a Logto
+// outage that begins before the first one arrives.
 func (a *app) warm(ctx context.Context) {
-	a.warmViews(ctx)
+	var keys sync.WaitGroup
 	if a.service != nil {
-		if err := a.service.Warm(); err != nil && ctx.Err() == nil {
-			a.log.Warn("service-token keys not fetched; retrying on the first service token", "error", err)
-		}
+		keys.Go(func() {
+			if err := a.service.Warm(); err != nil && ctx.Err() == nil {
+				a.log.Warn("service-token keys not fetched; retrying on the first service token", "error", err)
+			}
+		})
 	}
+	a.warmViews(ctx)
+	keys.Wait()
 }
 
 // warmViews loads the hierarchy, then the users.

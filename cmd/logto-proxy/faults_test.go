@@ -75,6 +75,9 @@ func runLogtoFault(t testing.TB, fault logtoFault) {
 	bound := cfg.LogtoTimeout + answerBoundSlack
 
 	eventually(t, "the replica is ready", func() bool { s, _ := c.ready(t); return s == http.StatusOK })
+	// The replica fetches Logto's signing keys as it starts, so that the
+	// service token, first shown during the fault, verifies.
+	eventually(t, "the replica has Logto's signing keys", func() bool { return front.sim.Calls("GET /oidc/jwks") > 0 })
 	cat := catalogOf(t, c, owner)
 	users := usersTotal(t, c, owner, "")
 	renamed := cat.someCustomer(t)
