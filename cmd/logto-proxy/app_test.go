@@ -71,10 +71,18 @@ func replicaConfig(t *testing.T, sim *logtotest.Server, redisURL, prefix string)
 	return c
 }
 
-// startReplica builds and starts one replica with the production wiring.
-func startReplica(t *testing.T, cfg config) *app {
+// startReplica builds and starts one replica with the production wiring,
+// its logs discarded.
+func startReplica(t testing.TB, cfg config) *app {
 	t.Helper()
-	a, err := newApp(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return startReplicaLogging(t, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// startReplicaLogging is startReplica with the logger given; the replica is
+// shut down when the test ends.
+func startReplicaLogging(t testing.TB, cfg config, log *slog.Logger) *app {
+	t.Helper()
+	a, err := newApp(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -271,21 +271,7 @@ func faultConfig(t testing.TB, front *logtoFront, redisURL, prefix string, env .
 func startLoggedReplica(t testing.TB, cfg config) (*app, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
-	a, err := newApp(cfg, newLogger(logs, "debug"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := a.shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	return a, logs
+	return startReplicaLogging(t, cfg, newLogger(logs, "debug")), logs
 }
 
 // syncBuffer is a log sink safe for concurrent writers.
