@@ -65,11 +65,13 @@ type config struct {
 	scenarios   []string
 	duration    time.Duration
 	warmup      time.Duration
+	settle      time.Duration
 	connections int
 	rate        float64
 	halfRate    bool
 	gzip        bool
 	seed        uint64
+	gcHeadroom  int64
 
 	// Driving a proxy that already runs.
 	target       string
@@ -95,11 +97,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&scenarios, "scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios to run, in this order")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured duration of each scenario")
 	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured load before each scenario's measurement")
+	fs.DurationVar(&c.settle, "settle", 10*time.Second, "unmeasured ceiling load before the first scenario, so that the start-up's garbage is collected and the processes are warm")
 	fs.IntVar(&c.connections, "connections", 32, "concurrent connections (and workers)")
 	fs.Float64Var(&c.rate, "rate", 0, "fixed total request rate per second (0: each connection sends as fast as answers come)")
 	fs.BoolVar(&c.halfRate, "half-rate", true, "after get-customer, run it again at half its measured rate (the p99 target)")
 	fs.BoolVar(&c.gzip, "gzip", false, "send Accept-Encoding: gzip, as browsers do (the client's decompression then shares the CPU)")
 	fs.Uint64Var(&c.seed, "seed", 1, "seed of the generated trees and of the random ids asked for")
+	fs.Int64Var(&c.gcHeadroom, "gc-headroom-mb", 2048, "MiB this process may allocate between its own garbage collections while it measures (0: Go's defaults), so that its collections do not stall the connections")
 	fs.StringVar(&c.target, "target", "", "base URL of a running proxy to drive (default: start everything here)")
 	fs.StringVar(&c.token, "token", "", "with -target: a distributor's session token")
 	fs.StringVar(&c.serviceToken, "service-token", "", "with -target: a Logto-issued service token")
@@ -130,12 +134,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	switch {
 	case len(c.scenarios) == 0:
 		return c, errors.New("-scenarios: none given")
-	case c.duration <= 0 || c.warmup < 0:
-		return c, errors.New("-duration must be positive and -warmup not negative")
+	case c.duration <= 0 || c.warmup < 0 || c.settle < 0:
+		return c, errors.New("-duration must be positive, -warmup and -settle not negative")
 	case c.connections < 1 || c.connections > 10000:
 		return c, errors.New("-connections must be between 1 and 10000")
 	case c.rate < 0:
 		return c, errors.New("-rate must not be negative")
+	case c.gcHeadroom < 0 || c.gcHeadroom > 1<<20:
+		return c, errors.New("-gc-headroom-mb must be between 0 and 1048576")
 	case c.distributors < 1 || c.resellers < 1 || c.customers < 1 || c.coldOrgs < 10:
 		return c, errors.New("tree sizes must be positive, -cold-orgs at least 10")
 	case c.logtoLatency < 0 || c.softTTL <= 0:
@@ -143,6 +149,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	case c.target == "" && (c.token != "" || c.serviceToken != ""):
 		return c, errors.New("-token and -service-token need -target")
 	}
+	c.gcHeadroom <<= 20 // MiB → bytes
 	return c, nil
 }
 

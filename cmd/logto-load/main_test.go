@@ -31,7 +31,7 @@ func TestSuiteOutputParses(t *testing.T) {
 // selfStartedSuite runs every scenario with everything started by the tool.
 func selfStartedSuite(ctx context.Context, t *testing.T, bin string) {
 	var stdout, stderr bytes.Buffer
-	code := run(ctx, []string{"-proxy-bin", bin, "-duration", "300ms", "-warmup", "100ms", "-connections", "4",
+	code := run(ctx, []string{"-proxy-bin", bin, "-duration", "300ms", "-warmup", "100ms", "-settle", "100ms", "-connections", "4",
 		"-distributors", "2", "-resellers", "3", "-customers", "5", "-cold-orgs", "150", "-logto-latency", "2ms"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, &stdout, &stderr)
@@ -110,7 +110,7 @@ func targetSuite(ctx context.Context, t *testing.T, bin string) {
 	}
 	var stdout, stderr bytes.Buffer
 	code := run(ctx, []string{"-target", p.base(), "-token", session, "-service-token", service, "-scenarios",
-		"ceiling,get-customer-service,cold-start", "-duration", "200ms", "-warmup", "50ms", "-connections", "2"}, &stdout, &stderr)
+		"ceiling,get-customer-service,cold-start", "-duration", "200ms", "-warmup", "50ms", "-settle", "0s", "-connections", "2"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, &stdout, &stderr)
 	}
@@ -203,6 +203,8 @@ func TestBadFlags(t *testing.T) {
 		{"-scenarios", "nope"},
 		{"-scenarios", ""},
 		{"-duration", "0s"},
+		{"-settle", "-1s"},
+		{"-gc-headroom-mb", "-5"},
 		{"-connections", "0"},
 		{"-rate", "-1"},
 		{"-token", "x"},

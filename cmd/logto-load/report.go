@@ -87,7 +87,8 @@ func (r *report) print(w io.Writer) {
 	for _, s := range r.setup {
 		fmt.Fprintln(w, s)
 	}
-	fmt.Fprintf(w, "each scenario: %s of warm-up, then %s measured; the load generator runs on the same machine\n", r.cfg.warmup, r.cfg.duration)
+	fmt.Fprintf(w, "each scenario: %s of warm-up, then %s measured, after %s of settling load; the load generator runs on the same machine\n",
+		r.cfg.warmup, r.cfg.duration, r.cfg.settle)
 	fmt.Fprintln(w, "latencies as the load generator sees them; proxy p99: the bucket of the proxy's own latency histogram holding its p99")
 	fmt.Fprintln(w)
 

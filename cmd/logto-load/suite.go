@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -100,6 +102,10 @@ func runSuite(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer quietGC(cfg.gcHeadroom)()
+	if b != nil && cfg.settle > 0 {
+		b.settle(ctx, cfg, progress)
+	}
 	for _, name := range cfg.scenarios {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -121,6 +127,42 @@ func runSuite(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 	rep.print(stdout)
 	return nil
+}
+
+// quietGC makes this process collect garbage only once its heap has grown
+// by headroom (each scenario starts after a collection, see bench.run), and
+// returns the function that restores the collector's settings. The load
+// generator holds the simulator's tenant (a large heap) and allocates for
+// every request it sends; with the default settings it collects every
+// couple of seconds, and each collection stalls its connections for
+// milliseconds, which the fixed-rate percentiles would blame on the proxy.
+func quietGC(headroom int64) (restore func()) {
+	if headroom <= 0 {
+		return func() {}
+	}
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	limit := debug.SetMemoryLimit(int64(ms.Sys) + headroom)
+	percent := debug.SetGCPercent(-1)
+	return func() {
+		debug.SetGCPercent(percent)
+		debug.SetMemoryLimit(limit)
+	}
+}
+
+// settle drives the ceiling, unmeasured, before the first scenario: a
+// freshly started proxy still collects the garbage of its first listing,
+// which would make the first measurement (the ceiling every ratio hangs on)
+// lower than the others.
+func (b *bench) settle(ctx context.Context, cfg config, progress func(string, ...any)) {
+	sc, err := b.scenario(scCeiling)
+	if err != nil {
+		return
+	}
+	progress("settling: %s of unmeasured load", cfg.settle)
+	runtime.GC()
+	drive(ctx, b.client, b.base, sc, loadSpec{connections: cfg.connections, warmup: cfg.settle, duration: time.Millisecond, seed: cfg.seed}, nil)
 }
 
 // prepare reaches the proxy to drive: the -target, or everything started
@@ -198,6 +240,7 @@ func needsMain(names []string) bool {
 // measured window.
 func (b *bench) run(ctx context.Context, sc scenario, spec loadSpec) row {
 	latency := func(ctx context.Context) ([]float64, bool) { return scrapeLatency(ctx, b.client, b.base, sc.route) }
+	runtime.GC() // this process's own garbage, collected before the run rather than during it
 	m := drive(ctx, b.client, b.base, sc, spec, []probe{b.calls, b.cpu, scalar(selfCPU), latency})
 	return row{label: sc.name, spec: spec, m: m}
 }
