@@ -33,13 +33,14 @@ type Caller struct {
 	Session *AccessClaims
 	// Service holds the verified service token claims (nil for a session).
 	Service *ServiceClaims
-	// Token is the raw bearer token (logout revokes it).
-	Token string
+	// TokenDigest names the bearer token in the revocation store (its hex
+	// SHA-256, see TokenDigest): logout revokes it. The token itself is
+	// never kept.
+	TokenDigest string
 }
 
-// A Caller's Principal, User, Session and Service are shared by every
-// request bearing the same token (see authmemo.go): handlers read them and
-// never modify them.
+// A Caller is shared by every request bearing the same token (see
+// authmemo.go): handlers read it and never modify it.
 
 // callerKey is the echo context key of the Caller.
 const callerKey = "logto-proxy.caller"
@@ -179,9 +180,7 @@ func (a *authenticator) resolve(ctx context.Context, token string) (*Caller, err
 			return nil, err
 		}
 	}
-	c := *v.caller
-	c.Token = token
-	return &c, nil
+	return v.caller, nil
 }
 
 // verify checks a token not seen before. A token whose header names HS256
@@ -230,7 +229,7 @@ func (a *authenticator) checkRevoked(ctx context.Context, v verifiedCaller) erro
 	if iat := v.caller.Session.IssuedAt; iat != nil {
 		issued = iat.Time
 	}
-	reason, revoked, err := a.store.CheckToken(ctx, v.digest, v.caller.User.LogtoUserID(), issued)
+	reason, revoked, err := a.store.CheckToken(ctx, v.caller.TokenDigest, v.caller.User.LogtoUserID(), issued)
 	switch {
 	case err != nil && !a.failOpen:
 		return fmt.Errorf("%w: %w", errSecurityUnavailable, err)

@@ -26,11 +26,8 @@ const defaultMemoSize = 10_000
 // verifiedCaller is what a verified token resolved to.
 type verifiedCaller struct {
 	// caller is shared by every request of the token and must not be
-	// modified; its Token is empty (tokens are never kept), each request
-	// gets a copy with its own.
-	caller *Caller
-	// digest is the token's hex SHA-256, its name in the revocation store.
-	digest  string
+	// modified.
+	caller  *Caller
 	expires time.Time
 }
 
@@ -91,14 +88,13 @@ func (m *verifiedCallers) shrink(now time.Time) {
 	}
 }
 
-// remember builds the entry of a verified caller: c without its token,
-// valid until expires (capped for tokens without exp).
+// remember builds the entry of a verified caller, named by its token's
+// digest, valid until expires (capped for tokens without exp).
 func remember(c *Caller, sum [sha256.Size]byte, expires *time.Time, now time.Time) verifiedCaller {
-	shared := *c
-	shared.Token = ""
+	c.TokenDigest = hex.EncodeToString(sum[:])
 	until := now.Add(maxUnexpiringMemo)
 	if expires != nil {
 		until = *expires
 	}
-	return verifiedCaller{caller: &shared, digest: hex.EncodeToString(sum[:]), expires: until}
+	return verifiedCaller{caller: c, expires: until}
 }

@@ -165,7 +165,7 @@ func (a *authenticator) logout(c echo.Context) error {
 	if caller.Session.ExpiresAt != nil {
 		remaining = caller.Session.ExpiresAt.Sub(a.now())
 	}
-	err := a.store.RevokeToken(ctx, TokenDigest(caller.Token), reasonLogout, remaining)
+	err := a.store.RevokeToken(ctx, caller.TokenDigest, reasonLogout, remaining)
 	if err == nil {
 		err = a.store.RevokeUser(ctx, userID, a.sessions.RefreshTTL())
 	}

@@ -42,6 +42,7 @@ import (
 // Header names and values of the conventions.
 const (
 	headerXCache       = "X-Cache"
+	headerETag         = "Etag" // canonical form of ETag, as net/http keys it
 	cacheControlGET    = "private, no-cache"
 	gzipETagSuffix     = "-gzip"
 	xCacheHit          = "HIT"
@@ -49,6 +50,25 @@ const (
 	xCacheMiss         = "MISS"
 	maxPooledBodyBytes = 1 << 20
 )
+
+// Header values every answer carries, shared by all requests so that
+// setting them allocates nothing (h[key] = values). This is safe because
+// net/http, echo, gzhttp and this package only ever replace a header's value
+// slice (Set) or append to it (Add, which copies: each has len == cap), and
+// never write into one in place. The keys they go under are canonical.
+var (
+	valuesCacheControlGET = []string{cacheControlGET}
+	valuesJSON            = []string{echo.MIMEApplicationJSON}
+	valuesXCacheHit       = []string{xCacheHit}
+	valuesXCacheStale     = []string{xCacheStale}
+	valuesXCacheMiss      = []string{xCacheMiss}
+)
+
+// answerJSON answers 200 with a rendered JSON body.
+func answerJSON(c echo.Context, body []byte) error {
+	c.Response().Header()[echo.HeaderContentType] = valuesJSON // c.Blob keeps a Content-Type already set
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, body)
+}
 
 // snapshotWait bounds how long a request waits for the first hierarchy load
 // of a cold replica; once a snapshot is in memory, reads never wait.
@@ -112,11 +132,11 @@ func serve(c echo.Context, next echo.HandlerFunc) {
 func finishGET(c echo.Context, w http.ResponseWriter, buf *bufferedResponse) {
 	h := w.Header()
 	if buf.status == http.StatusOK {
-		tag := bodyTag(buf.body)
-		h.Set(echo.HeaderCacheControl, cacheControlGET)
-		h.Set("ETag", `"`+tag+`"`)
-		if held, ok := matchIfNoneMatch(c.Request().Header.Values("If-None-Match"), tag); ok {
-			h.Set("ETag", held)
+		etag := quotedBodyTag(buf.body)
+		h[echo.HeaderCacheControl] = valuesCacheControlGET
+		h.Set(headerETag, etag)
+		if held, ok := matchIfNoneMatch(c.Request().Header.Values("If-None-Match"), etag[1:len(etag)-1]); ok {
+			h.Set(headerETag, held)
 			h.Del(echo.HeaderContentType)
 			h.Del(echo.HeaderContentLength)
 			c.Response().Status = http.StatusNotModified
@@ -134,10 +154,11 @@ func finishGET(c echo.Context, w http.ResponseWriter, buf *bufferedResponse) {
 	_, _ = w.Write(buf.body) // a write error is the client going away
 }
 
-// bodyTag is the opaque part of a body's strong ETag.
-func bodyTag(body []byte) string {
-	var b [16]byte
-	return string(strconv.AppendUint(b[:0], xxhash.Sum64(body), 16))
+// quotedBodyTag is a body's strong ETag, quoted: "<hex xxhash64>".
+func quotedBodyTag(body []byte) string {
+	var b [18]byte
+	tag := strconv.AppendUint(append(b[:0], '"'), xxhash.Sum64(body), 16)
+	return string(append(tag, '"'))
 }
 
 // matchIfNoneMatch reports whether an If-None-Match header names the body
@@ -240,14 +261,14 @@ func (s *Server) snapshot(c echo.Context) (cache.Snapshot, error) {
 // the view is past its hard TTL, MISS when the read waited for a load, HIT
 // otherwise. Any route answering from a view (hierarchy, users) uses it.
 func markCache(c echo.Context, stale, waited bool) {
-	status := xCacheHit
+	status := valuesXCacheHit
 	switch {
 	case stale:
-		status = xCacheStale
+		status = valuesXCacheStale
 	case waited:
-		status = xCacheMiss
+		status = valuesXCacheMiss
 	}
-	c.Response().Header().Set(headerXCache, status)
+	c.Response().Header()[headerXCache] = status
 }
 
 // requestLogger is the server's logger with the request's id, so that

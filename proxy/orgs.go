@@ -92,7 +92,7 @@ func (h *orgHandlers) list(e *entity) echo.HandlerFunc {
 		}
 		key := pageKey{scope: snap.Tree.Scope(p), route: e.plural, query: c.Request().URL.RawQuery}
 		if body, ok := h.pages.get(key); ok {
-			return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, body)
+			return answerJSON(c, body)
 		}
 		q := c.QueryParams()
 		paging := ParsePaging(q)
@@ -164,7 +164,7 @@ func (h *orgHandlers) organizations(c echo.Context) error {
 	}
 	key := pageKey{scope: snap.Tree.Scope(p), route: "organizations", query: c.Request().URL.RawQuery}
 	if body, ok := h.pages.get(key); ok {
-		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, body)
+		return answerJSON(c, body)
 	}
 	q := c.QueryParams()
 	paging := ParsePaging(q)
@@ -262,7 +262,7 @@ func (h *orgHandlers) renderPage(c echo.Context, snap cache.Snapshot, key pageKe
 	if snap.Tree != nil {
 		h.pages.put(snap.Generation, snap.Tree, key, bytes.Clone(b))
 	}
-	err := c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b)
+	err := answerJSON(c, b)
 	if cap(b) <= maxPooledRenderBytes {
 		*bp = b
 		h.bufs.Put(bp)

@@ -86,7 +86,7 @@ func (s *Server) listUsers(c echo.Context) error {
 	b = append(b, `],"pagination":`...)
 	b = appendPagination(b, NewPagination(paging, page.Total))
 	b = append(b, '}')
-	return c.JSONBlob(http.StatusOK, appendEnvelopeTail(b))
+	return answerJSON(c, appendEnvelopeTail(b))
 }
 
 // getUser is GET /users/{id} (a Logto user id): a caller may always read
@@ -122,7 +122,7 @@ func (s *Server) getUser(c echo.Context) error {
 	b := make([]byte, 0, 1024)
 	b = appendEnvelopeHead(b, http.StatusOK, msgUserRetrieved)
 	b = appendUser(b, &u, userShape{detail: true})
-	return c.JSONBlob(http.StatusOK, appendEnvelopeTail(b))
+	return answerJSON(c, appendEnvelopeTail(b))
 }
 
 // boundUsers returns the users bound to the hierarchy the request reads, and
@@ -139,14 +139,7 @@ func (s *Server) boundUsers(c echo.Context) (*cache.Users, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read users: %w", err)
 	}
-	status := xCacheHit
-	switch {
-	case snap.Stale || us.Stale:
-		status = xCacheStale
-	case snap.Waited || us.Waited:
-		status = xCacheMiss
-	}
-	c.Response().Header().Set(headerXCache, status)
+	markCache(c, snap.Stale || us.Stale, snap.Waited || us.Waited)
 	return us.Users, nil
 }
 

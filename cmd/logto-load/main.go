@@ -87,6 +87,7 @@ type config struct {
 	logtoLatency  time.Duration
 	softTTL       time.Duration
 	keepArtifacts bool
+	cpuProfiles   string // directory for the proxy's CPU profiles, one per scenario ("" = none)
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -115,6 +116,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.logtoLatency, "logto-latency", 20*time.Millisecond, "latency the simulator adds to every Management API call")
 	fs.DurationVar(&c.softTTL, "soft-ttl", 10*time.Minute, "the proxy's SNAPSHOT_SOFT_TTL: longer than the run, so that no periodic refresh lands in a measurement")
 	fs.BoolVar(&c.keepArtifacts, "keep", false, "leave the built proxy binary and the proxies' logs in the temporary directory")
+	fs.StringVar(&c.cpuProfiles, "cpuprofile", "", "write a CPU profile of the proxy during each scenario's measured window to DIR/<scenario>.pprof (through its DEBUG_ADDR; needs the tool to start the proxy)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -148,6 +150,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("-logto-latency must not be negative and -soft-ttl must be positive")
 	case c.target == "" && (c.token != "" || c.serviceToken != ""):
 		return c, errors.New("-token and -service-token need -target")
+	case c.target != "" && c.cpuProfiles != "":
+		return c, errors.New("-cpuprofile needs the tool to start the proxy (no -target): profile a running proxy through its DEBUG_ADDR")
+	case c.cpuProfiles != "" && c.duration < time.Second:
+		return c, errors.New("-cpuprofile needs a -duration of at least 1s (profiles are taken in whole seconds)")
 	}
 	c.gcHeadroom <<= 20 // MiB → bytes
 	return c, nil

@@ -7,6 +7,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -273,5 +274,15 @@ func TestProxyQuantile(t *testing.T) {
 	}
 	if got := (measurement{}).delta(probeCalls); !math.IsNaN(got) {
 		t.Errorf("delta of nothing read: %v, want NaN", got)
+	}
+}
+
+// TestRuntimeEnvPassedOn: the Go runtime's settings reach the proxy, and
+// nothing else of the caller's environment does.
+func TestRuntimeEnvPassedOn(t *testing.T) {
+	env := map[string]string{"GOGC": "400", "GOMEMLIMIT": "1GiB", "REDIS_ADDRS": "x:1", "LOG_LEVEL": "debug"}
+	got := proxyRuntimeEnv(func(k string) string { return env[k] })
+	if want := []string{"GOGC=400", "GOMEMLIMIT=1GiB"}; !slices.Equal(got, want) {
+		t.Errorf("passed on %q, want %q", got, want)
 	}
 }

@@ -240,13 +240,31 @@ type proxyProcess struct {
 	err  error // the process's exit, once done is closed
 }
 
+// runtimeEnv are the Go runtime's settings an operator may give the proxy
+// (the garbage collector's target and memory limit, GOMAXPROCS, GODEBUG's
+// gctrace); set in the load generator's environment, they are passed on,
+// so that their effect can be measured.
+var runtimeEnv = []string{"GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG"}
+
+// proxyRuntimeEnv is the part of runtimeEnv set in getenv's environment, as
+// NAME=value pairs.
+func proxyRuntimeEnv(getenv func(string) string) []string {
+	var env []string
+	for _, name := range runtimeEnv {
+		if v := getenv(name); v != "" {
+			env = append(env, name+"="+v)
+		}
+	}
+	return env
+}
+
 // proxyEnv is the environment of a proxy serving t's tenant from Redis
-// under prefix. Nothing of the caller's environment leaks in but PATH and
-// HOME, so a REDIS_ADDRS or LOG_LEVEL set in the shell cannot change what
-// is measured.
+// under prefix. Nothing of the caller's environment leaks in but PATH, HOME
+// and the Go runtime's settings (runtimeEnv), so a REDIS_ADDRS or LOG_LEVEL
+// set in the shell cannot change what is measured.
 func proxyEnv(t *tree, redisURL, prefix, jwtSecret string, softTTL time.Duration) []string {
 	appID, appSecret := t.sim.M2MCredentials()
-	return []string{
+	return append(proxyRuntimeEnv(os.Getenv), []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + os.Getenv("HOME"),
 		"LISTEN_ADDR=127.0.0.1:0",
@@ -261,7 +279,7 @@ func proxyEnv(t *tree, redisURL, prefix, jwtSecret string, softTTL time.Duration
 		"JWT_SECRET=" + jwtSecret,
 		"SNAPSHOT_SOFT_TTL=" + softTTL.String(),
 		"SNAPSHOT_HARD_TTL=" + (2 * softTTL).String(),
-	}
+	}...)
 }
 
 // startProxy starts bin with env, its logs going to logPath, and returns once

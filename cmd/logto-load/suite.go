@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -33,6 +34,10 @@ type bench struct {
 	// calls reads the number of calls Logto has received; cpu the proxy's
 	// CPU seconds. Either may report !ok.
 	calls, cpu probe
+	// debugAddr is the proxy's DEBUG_ADDR and profiles the directory its
+	// CPU profiles go to (both "" unless -cpuprofile).
+	debugAddr, profiles string
+	profiled            map[string]bool // scenarios profiled so far
 }
 
 // probe reads cumulative counters of the system under test; ok is false
@@ -241,8 +246,44 @@ func needsMain(names []string) bool {
 func (b *bench) run(ctx context.Context, sc scenario, spec loadSpec) row {
 	latency := func(ctx context.Context) ([]float64, bool) { return scrapeLatency(ctx, b.client, b.base, sc.route) }
 	runtime.GC() // this process's own garbage, collected before the run rather than during it
+	profiled := b.profile(ctx, sc.name, spec)
 	m := drive(ctx, b.client, b.base, sc, spec, []probe{b.calls, b.cpu, scalar(selfCPU), latency})
+	if err := profiled(); err != nil {
+		fmt.Fprintf(os.Stderr, "logto-load: %s: CPU profile: %v\n", sc.name, err)
+	}
 	return row{label: sc.name, spec: spec, m: m}
+}
+
+// profile takes a CPU profile of the proxy over the measured window of a
+// run about to start (after spec's warm-up, for the whole seconds of its
+// duration) into <profiles>/<scenario>.pprof, the first time a scenario
+// runs; wait returns once it is written. Without -cpuprofile it does
+// nothing.
+func (b *bench) profile(ctx context.Context, scenario string, spec loadSpec) (wait func() error) {
+	path := filepath.Join(b.profiles, scenario+".pprof")
+	if b.debugAddr == "" {
+		return func() error { return nil }
+	}
+	if b.profiled[scenario] {
+		return func() error { return nil } // a rerun (half rate, the ceiling at the end): the first run's profile stays
+	}
+	if b.profiled == nil {
+		b.profiled = map[string]bool{}
+	}
+	b.profiled[scenario] = true
+	done := make(chan error, 1)
+	go func() {
+		select {
+		case <-time.After(spec.warmup):
+		case <-ctx.Done():
+			done <- ctx.Err()
+			return
+		}
+		seconds := max(1, int(spec.duration/time.Second))
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", b.debugAddr, seconds)
+		done <- fetchTo(ctx, url, path, time.Duration(seconds)*time.Second+30*time.Second)
+	}()
+	return func() error { return <-done }
 }
 
 // targetBench is the bench of a proxy that already runs (-target).
@@ -353,6 +394,7 @@ type selfStarted struct {
 	main      *tree
 	proxy     *proxyProcess
 	describe  []string
+	debugAddr string // the main proxy's DEBUG_ADDR, with -cpuprofile
 }
 
 // startSelf builds the proxy (unless -proxy-bin) and starts Redis.
@@ -371,8 +413,12 @@ func startSelf(ctx context.Context, cfg config, progress func(string, ...any)) (
 	if s.redis, err = startRedis(os.Getenv); err != nil {
 		return s, err
 	}
+	runtimeSettings := "Go runtime defaults"
+	if env := proxyRuntimeEnv(os.Getenv); len(env) > 0 {
+		runtimeSettings = strings.Join(env, " ")
+	}
 	s.describe = append(s.describe,
-		fmt.Sprintf("proxy: the logto-proxy binary as a subprocess, SNAPSHOT_SOFT_TTL=%s; %s, a fresh key prefix per proxy", cfg.softTTL, s.redis.describe()),
+		fmt.Sprintf("proxy: the logto-proxy binary as a subprocess (%s), SNAPSHOT_SOFT_TTL=%s; %s, a fresh key prefix per proxy", runtimeSettings, cfg.softTTL, s.redis.describe()),
 		fmt.Sprintf("Logto: the simulator in this process, %s per Management API call", cfg.logtoLatency))
 	return s, nil
 }
@@ -397,10 +443,19 @@ func (s *selfStarted) mainBench(ctx context.Context, cfg config, progress func(s
 	}
 	progress("starting the proxy; it lists the tree from the simulator")
 	env := proxyEnv(t, s.redis.url, s.redis.newPrefix(), s.jwtSecret, cfg.softTTL)
+	if cfg.cpuProfiles != "" {
+		if err := os.MkdirAll(cfg.cpuProfiles, 0o755); err != nil {
+			return nil, fmt.Errorf("-cpuprofile: %w", err)
+		}
+		if s.debugAddr, err = freeAddr(); err != nil {
+			return nil, fmt.Errorf("-cpuprofile: %w", err)
+		}
+		env = append(env, "DEBUG_ADDR="+s.debugAddr)
+	}
 	if s.proxy, err = startProxy(ctx, s.bin, env, s.dir+"/proxy.log"); err != nil {
 		return nil, err
 	}
-	b := &bench{base: s.proxy.base(), client: newClient(cfg.connections, cfg.gzip),
+	b := &bench{base: s.proxy.base(), client: newClient(cfg.connections, cfg.gzip), debugAddr: s.debugAddr, profiles: cfg.cpuProfiles,
 		calls: scalar(func(context.Context) (float64, bool) { return float64(t.calls()), true }),
 		cpu: scalar(func(context.Context) (float64, bool) {
 			d, ok := s.proxy.cpu()

@@ -36,6 +36,7 @@ type app struct {
 	server   *proxy.Server
 	http     *http.Server
 	listener net.Listener
+	debug    *debugServer // nil unless DEBUG_ADDR is set
 
 	// What keeps the views fresh between listings (freshness below).
 	webhooks   *proxy.Webhooks // nil without LOGTO_WEBHOOK_SIGNING_KEY
@@ -176,17 +177,24 @@ func (a *app) start(ctx context.Context) error {
 		return fmt.Errorf("LISTEN_ADDR: %w", err)
 	}
 	a.listener = ln
-	if err := a.view.Start(ctx); err != nil {
+	fail := func(err error) error {
 		_ = ln.Close()
-		return fmt.Errorf("start hierarchy view: %w", err)
+		_ = a.debug.close()
+		return err
+	}
+	if a.cfg.DebugAddr != "" {
+		if a.debug, err = startDebug(a.cfg.DebugAddr, a.log); err != nil {
+			return fail(err)
+		}
+	}
+	if err := a.view.Start(ctx); err != nil {
+		return fail(fmt.Errorf("start hierarchy view: %w", err))
 	}
 	if err := a.users.Start(ctx); err != nil {
-		_ = ln.Close()
-		return fmt.Errorf("start users view: %w", err)
+		return fail(fmt.Errorf("start users view: %w", err))
 	}
 	if err := a.store.Start(); err != nil {
-		_ = ln.Close()
-		return fmt.Errorf("start session store: %w", err)
+		return fail(fmt.Errorf("start session store: %w", err))
 	}
 	a.startFreshness()
 	go func() {
@@ -234,7 +242,7 @@ func (a *app) addr() string { return a.listener.Addr().String() }
 
 // shutdown lets in-flight requests finish, then closes the view and Redis.
 func (a *app) shutdown(ctx context.Context) error {
-	err := a.http.Shutdown(ctx)
+	err := errors.Join(a.http.Shutdown(ctx), a.debug.close())
 	a.stopFreshness()
 	if a.service != nil {
 		a.service.Close()

@@ -19,6 +19,9 @@ type config struct {
 
 	ListenAddr string
 	LogLevel   string
+	// DebugAddr is where net/http/pprof listens ("" = off), never on the
+	// public listener: profiles are for operators (debug.go).
+	DebugAddr string
 
 	LogtoEndpoint           string
 	LogtoAppID              string
@@ -91,6 +94,13 @@ func settings() []setting {
 				return fmt.Errorf("must be host:port, got %q", v)
 			}
 			c.ListenAddr = v
+			return nil
+		}},
+		{env: "DEBUG_ADDR", flag: "debug-addr", usage: "address of a second listener serving Go's profiler (/debug/pprof/); off when empty; keep it private", parse: func(c *config, v string) error {
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return fmt.Errorf("must be host:port, got %q", v)
+			}
+			c.DebugAddr = v
 			return nil
 		}},
 		{env: "LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error", parse: func(c *config, v string) error {
