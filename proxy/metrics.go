@@ -41,6 +41,7 @@ type Metrics struct {
 
 	webhookEvents *prometheus.CounterVec
 	freshness     freshnessMetrics
+	readiness     *readinessGauges
 }
 
 // latencyBuckets spans the microsecond answers of a cache hit up to the
@@ -84,6 +85,12 @@ func NewMetrics(reg prometheus.Registerer, now func() time.Time) *Metrics {
 		m.rebuildSeconds, m.redisErrors, m.lockContended, m.treeProblems, m.logtoRequests, m.logtoDuration,
 		m.breakerState, m.webhookEvents)
 	m.freshness = newFreshnessMetrics(reg, ns)
+	m.readiness = &readinessGauges{view: &m.treeProblems.view,
+		ready: prometheus.NewDesc(ns+"_ready",
+			"1 when this replica has a hierarchy snapshot in memory and answers reads (/readyz 200), 0 while it is still loading.", nil, nil),
+		redisUp: prometheus.NewDesc(ns+"_redis_up",
+			"1 when this replica's last Redis call succeeded, 0 when it failed (checked every few seconds); at 0 cached reads go on from memory and session requests fail closed.", nil, nil)}
+	reg.MustRegister(m.readiness)
 	return m
 }
 
@@ -268,4 +275,40 @@ func (m *Metrics) ObserveReconcile(view, result string, d cache.Differences) {
 		// Add(0) still creates the series, so that dashboards see 0, not "no data".
 		m.freshness.reconcileDifferences.WithLabelValues(view, kind).Add(float64(n))
 	}
+}
+
+// readinessGauges are the ready and redis_up gauges, read from the served
+// hierarchy view at scrape time, so that alerts on a replica that cannot
+// serve or cannot reach Redis need neither a scrape of /readyz nor a rate
+// of errors that stops growing when nothing calls Redis. The view is the
+// one watchHierarchy stores; until then (a Metrics without a server)
+// nothing is exported.
+type readinessGauges struct {
+	view           *atomic.Pointer[cache.HierarchyView]
+	ready, redisUp *prometheus.Desc
+}
+
+// Describe implements prometheus.Collector.
+func (r *readinessGauges) Describe(ch chan<- *prometheus.Desc) {
+	ch <- r.ready
+	ch <- r.redisUp
+}
+
+// Collect implements prometheus.Collector.
+func (r *readinessGauges) Collect(ch chan<- prometheus.Metric) {
+	v := r.view.Load()
+	if v == nil {
+		return
+	}
+	h := v.Health()
+	ch <- prometheus.MustNewConstMetric(r.ready, prometheus.GaugeValue, boolGauge(h.Loaded))
+	ch <- prometheus.MustNewConstMetric(r.redisUp, prometheus.GaugeValue, boolGauge(h.RedisOK))
+}
+
+// boolGauge is a gauge's value for a condition: 1 true, 0 false.
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -76,30 +76,53 @@ func Prefix(t testing.TB) string {
 }
 
 // DeletePrefix deletes every key that starts with prefix, walking the
-// keyspace with SCAN. prefix must not contain glob characters (see Prefix).
+// keyspace with SCAN: on every master of a Redis Cluster (a SCAN sees one
+// node's keys only), else on the one server. Keys are deleted one per
+// command, since the keys of one batch may live in different cluster
+// slots. prefix must not contain glob characters (see Prefix).
 func DeletePrefix(ctx context.Context, c redis.UniversalClient, prefix string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+			return deleteScanned(ctx, node, prefix)
+		})
+	}
+	return deleteScanned(ctx, c, prefix)
+}
+
+// deleteScanned deletes the keys under prefix that a SCAN of c finds.
+func deleteScanned(ctx context.Context, c redis.Cmdable, prefix string) error {
 	iter := c.Scan(ctx, 0, prefix+"*", 500).Iterator()
 	var batch []string
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, k := range batch {
+				p.Del(ctx, k)
+			}
+			return nil
+		})
+		batch = batch[:0]
+		if err != nil {
+			return fmt.Errorf("delete test keys: %w", err)
+		}
+		return nil
+	}
 	for iter.Next(ctx) {
 		batch = append(batch, iter.Val())
 		if len(batch) == 500 {
-			if err := c.Del(ctx, batch...).Err(); err != nil {
-				return fmt.Errorf("delete test keys: %w", err)
+			if err := flush(); err != nil {
+				return err
 			}
-			batch = batch[:0]
 		}
 	}
 	if err := iter.Err(); err != nil {
 		return fmt.Errorf("scan test keys: %w", err)
 	}
-	if len(batch) > 0 {
-		if err := c.Del(ctx, batch...).Err(); err != nil {
-			return fmt.Errorf("delete test keys: %w", err)
-		}
-	}
-	return nil
+	return flush()
 }
 
 // Server is a private Redis that a test can stop and restart on the same

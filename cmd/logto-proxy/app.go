@@ -145,14 +145,25 @@ func newApp(cfg config, log *slog.Logger) (*app, error) {
 }
 
 // redisClient builds go-redis's universal client: one server from REDIS_URL,
-// or a Cluster (several addresses) or Sentinel (with a master name) from
-// REDIS_ADDRS. Socket timeouts follow the context, so the cache's per-call
-// timeouts bound network I/O too.
+// or from REDIS_ADDRS a Sentinel-watched master (with REDIS_MASTER_NAME;
+// the addresses are the Sentinels', followed across failovers) or a Cluster
+// (the addresses are seed nodes; one is enough, since the client discovers
+// the others: without IsClusterMode go-redis would take a single address
+// for a plain server and fail on every MOVED). REDIS_PASSWORD authenticates
+// to the data nodes (the Sentinels themselves are reached without one, as
+// Sentinel is configured by default). Socket timeouts follow the context,
+// so the cache's per-call timeouts bound network I/O too; the read and
+// write timeouts cover calls made without a deadline.
 func redisClient(cfg config) (redis.UniversalClient, error) {
+	if cfg.RedisMasterName != "" && len(cfg.RedisAddrs) == 0 {
+		// go-redis would take REDIS_URL's server for a Sentinel.
+		return nil, errors.New("REDIS_MASTER_NAME: needs REDIS_ADDRS, the Sentinels' addresses")
+	}
 	opts := &redis.UniversalOptions{
 		Addrs:                 cfg.RedisAddrs,
 		MasterName:            cfg.RedisMasterName,
 		Password:              cfg.RedisPassword,
+		IsClusterMode:         len(cfg.RedisAddrs) > 0 && cfg.RedisMasterName == "",
 		DialTimeout:           2 * time.Second,
 		ReadTimeout:           time.Second,
 		WriteTimeout:          time.Second,
