@@ -53,18 +53,22 @@ const maxPooledRenderBytes = 1 << 20
 
 // orgHandlers serves the organization reads from the hierarchy snapshot.
 // Handlers render into pooled buffers (render.go), which is what keeps a
-// page of a 100,000-organization tree at a handful of allocations, and list
-// answers are remembered per snapshot, scope and query (pages.go).
+// page of a 100,000-organization tree at a handful of allocations, and
+// answers are remembered per snapshot and scope (pages.go): lists per query,
+// details per organization, in caches of their own so that a crawl over
+// many organizations never evicts the lists.
 type orgHandlers struct {
-	s     *Server
-	bufs  sync.Pool // *[]byte
-	pages *renderedPages
+	s       *Server
+	bufs    sync.Pool // *[]byte
+	pages   *renderedPages
+	details *renderedPages
 }
 
 // orgRoutes registers the organization reads: /customers, /resellers,
 // /distributors and /organizations.
 func (s *Server) orgRoutes(g *echo.Group) {
-	h := &orgHandlers{s: s, pages: newRenderedPages(pageCacheEntries, pageCacheBytes)}
+	h := &orgHandlers{s: s, pages: newRenderedPages(pageCacheEntries, pageCacheBytes),
+		details: newRenderedPages(detailCacheEntries, detailCacheBytes)}
 	for _, e := range []*entity{
 		newEntity(hierarchy.TypeCustomer, hierarchy.PermReadCustomers, "customer", "customers"),
 		newEntity(hierarchy.TypeReseller, hierarchy.PermReadResellers, "reseller", "resellers"),
@@ -98,7 +102,7 @@ func (h *orgHandlers) list(e *entity) echo.HandlerFunc {
 		paging := ParsePaging(q)
 		page := snap.Tree.List(p, e.typ, listQuery(q, paging, e.typ))
 
-		return h.renderPage(c, snap, key, func(b []byte) []byte {
+		return h.remember(c, h.pages, snap, key, func(b []byte) []byte {
 			b = appendEnvelopeHead(b, http.StatusOK, e.listOK)
 			b = append(b, `{"`...)
 			b = append(b, e.plural...)
@@ -141,11 +145,18 @@ func (h *orgHandlers) get(e *entity) echo.HandlerFunc {
 			h.s.requestLogger(c).Error(e.getFailed, slog.Any("error", err))
 			return fail(c, http.StatusInternalServerError, e.getFailed)
 		}
+		// A remembered answer was rendered for this scope of this tree, so
+		// the organization was visible and of the route's type: neither
+		// needs checking again.
+		key := pageKey{scope: snap.Tree.Scope(p), route: e.plural, query: id}
+		if body, ok := h.details.get(key); ok {
+			return answerJSON(c, body)
+		}
 		org, found := snap.Tree.Find(p, id)
 		if !found || org.Type != e.typ {
 			return fail(c, http.StatusNotFound, e.notFound)
 		}
-		return h.render(c, func(b []byte) []byte {
+		return h.remember(c, h.details, snap, key, func(b []byte) []byte {
 			b = appendEnvelopeHead(b, http.StatusOK, e.getOK)
 			b = appendOrg(b, &org, shapeDetail)
 			return appendEnvelopeTail(b)
@@ -178,7 +189,7 @@ func (h *orgHandlers) organizations(c echo.Context) error {
 		Page:          paging.Page,
 		PageSize:      paging.PageSize,
 	})
-	return h.renderPage(c, snap, key, func(b []byte) []byte {
+	return h.remember(c, h.pages, snap, key, func(b []byte) []byte {
 		b = appendEnvelopeHead(b, http.StatusOK, msgOrganizationsOK)
 		b = append(b, `{"organizations":[`...)
 		for i := range page.Orgs {
@@ -246,22 +257,15 @@ func pathID(c echo.Context) (string, bool) {
 	return decoded, err == nil
 }
 
-// render writes a 200 JSON answer appended by fill into a pooled buffer.
-func (h *orgHandlers) render(c echo.Context, fill func([]byte) []byte) error {
-	return h.renderPage(c, cache.Snapshot{}, pageKey{}, fill)
-}
-
-// renderPage is render for a list answer, which it also remembers as the
-// answer for key (a zero snapshot remembers nothing).
-func (h *orgHandlers) renderPage(c echo.Context, snap cache.Snapshot, key pageKey, fill func([]byte) []byte) error {
+// remember writes a 200 JSON answer appended by fill into a pooled buffer
+// and keeps a copy in store as the answer for key in snap's tree.
+func (h *orgHandlers) remember(c echo.Context, store *renderedPages, snap cache.Snapshot, key pageKey, fill func([]byte) []byte) error {
 	bp, ok := h.bufs.Get().(*[]byte)
 	if !ok {
 		bp = new([]byte)
 	}
 	b := fill((*bp)[:0])
-	if snap.Tree != nil {
-		h.pages.put(snap.Generation, snap.Tree, key, bytes.Clone(b))
-	}
+	store.put(snap.Generation, snap.Tree, key, bytes.Clone(b))
 	err := answerJSON(c, b)
 	if cap(b) <= maxPooledRenderBytes {
 		*bp = b

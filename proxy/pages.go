@@ -15,12 +15,26 @@ import (
 // page — cost a map lookup instead of a walk over a large subtree and a
 // rendering of its page. A new snapshot empties the cache; the route
 // gates (permissions) run before it, on every request.
+//
+// A single organization's answer (GET /customers/:id and the like) is
+// remembered the same way, keyed by the caller's scope, the route and the
+// id: it is found only when the organization was visible to that scope in
+// that tree and of the route's type, so a hit needs neither check again,
+// and a scope that cannot see an organization never finds its answer.
 
 // pageCacheEntries and pageCacheBytes bound the cache: a page is at most
 // 100 organizations, so a few thousand pages are a few tens of megabytes.
 const (
 	pageCacheEntries = 4096
 	pageCacheBytes   = 32 << 20
+)
+
+// detailCacheEntries and detailCacheBytes bound the cache of rendered
+// single organizations (~0.8 KB each): the organizations a dashboard and
+// the services poll; a crawl over more of them just keeps the cache churning.
+const (
+	detailCacheEntries = 16384
+	detailCacheBytes   = 16 << 20
 )
 
 // pageKey names one list answer of one tree.
@@ -30,7 +44,7 @@ type pageKey struct {
 	query string // the raw query string, as received
 }
 
-// renderedPages is the cache of rendered list answers. Safe for concurrent
+// renderedPages is a cache of rendered answers of one tree. Safe for concurrent
 // use; a nil *renderedPages caches nothing.
 type renderedPages struct {
 	mu       sync.RWMutex

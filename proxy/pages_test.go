@@ -121,3 +121,74 @@ func TestPageCacheBounds(t *testing.T) {
 		t.Error("a nil cache kept something")
 	}
 }
+
+// TestDetailCacheNeverChangesAnAnswer asks every persona for every fixture
+// organization through every detail route, twice, the Owner first each
+// round, so that the second round is answered from the cache, right after
+// callers of other scopes filled it with theirs. Every answer, found or
+// not, must be the first round's (computed afresh: no persona shares
+// another's scope): a scope that cannot see an organization must never be
+// given the answer remembered for one that can.
+func TestDetailCacheNeverChangesAnAnswer(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	callers := append([]string{"owner"}, personas...)
+	var ids []string
+	for _, p := range personas {
+		ids = append(ids, h.orgID(t, p))
+	}
+	tree := h.tree(t)
+	types := map[string]hierarchy.Type{"customers": hierarchy.TypeCustomer, "resellers": hierarchy.TypeReseller, "distributors": hierarchy.TypeDistributor}
+	first := map[string]reply{}
+	found := 0
+	for round := range 2 {
+		for _, who := range callers {
+			tok, principal := h.token(t, who), h.personaUser(t, who).Principal()
+			for _, route := range []string{"customers", "resellers", "distributors"} {
+				for _, id := range ids {
+					path := "/api/" + route + "/" + id
+					r := h.do(t, http.MethodGet, path, tok, nil)
+					key := who + " " + path
+					if org, visible := tree.Find(principal, id); r.Status == http.StatusOK && (!visible || org.Type != types[route]) {
+						t.Errorf("%s: answered 200 for an organization the caller cannot see there (round %d):\n%s", key, round, r.Body)
+					}
+					if round == 0 {
+						first[key] = r
+						if r.Status == http.StatusOK {
+							found++
+						}
+						continue
+					}
+					if r.Status != first[key].Status || !bytes.Equal(r.Body, first[key].Body) {
+						t.Errorf("%s: answered %d from the cache, %d afresh:\n%s\n%s", key, r.Status, first[key].Status, r.Body, first[key].Body)
+					}
+				}
+			}
+		}
+	}
+	if found == 0 || found == len(first) {
+		t.Fatalf("%d of %d detail requests found: the test needs both", found, len(first))
+	}
+}
+
+// TestDetailCacheFollowsSnapshots: an organization answered from the cache
+// changes as soon as a new snapshot is served.
+func TestDetailCacheFollowsSnapshots(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	id := h.orgID(t, "d1r1c1")
+	path := "/api/customers/" + id
+	before := h.get(t, "d1", path)
+	if again := h.get(t, "d1", path); !bytes.Equal(before.Body, again.Body) || before.Status != http.StatusOK {
+		t.Fatalf("two reads of an unchanged snapshot: %d, then %s", before.Status, again.Body)
+	}
+	if _, err := h.sim.UpdateOrganization(id, map[string]any{"name": "Renamed Customer"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := h.view.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if after := h.get(t, "d1", path); !strings.Contains(string(after.Body), "Renamed Customer") {
+		t.Errorf("the detail still shows the previous snapshot:\n%s", after.Body)
+	}
+}
