@@ -196,7 +196,7 @@ var (
 // nbf and iat, and a `typ` of at+jwt when present. The error says why, for
 // logs; it never contains the token.
 func (v *ServiceTokens) Verify(ctx context.Context, token string) (*ServiceClaims, error) {
-	digest := sha256.Sum256([]byte(token))
+	digest := tokenSum(token)
 	now := v.cfg.Now()
 	if c, ok := v.memo.get(digest, now); ok {
 		return c, nil
