@@ -289,26 +289,7 @@ func clusterFencing(t *testing.T, cl *cachetest.Cluster, scripts *scriptKeys) {
 	}
 
 	// A rebuild whose lock is taken over mid-listing stores nothing.
-	src := newSource(20).held()
-	obs := newRecorder()
-	v := newView(t, client, prefix, src, obs)
-	done := make(chan error, 1)
-	go func() { done <- v.Refresh(ctx) }()
-	<-src.entered
-	lockKey := prefix + "{hierarchy}:lock"
-	if err := client.Set(ctx, lockKey, "999:intruder", time.Minute).Err(); err != nil {
-		t.Fatal(err)
-	}
-	src.release()
-	if err := <-done; !errors.Is(err, cache.ErrLockLost) {
-		t.Fatalf("Refresh = %v, want a lost lock", err)
-	}
-	if o := obs.nextOutcome(t); o != cache.OutcomeFenced {
-		t.Errorf("outcome %q, want %q", o, cache.OutcomeFenced)
-	}
-	if g := storedGeneration(t, client, prefix); g != "" {
-		t.Errorf("a fenced replica stored generation %q", g)
-	}
+	checkLostLockFencesTheStore(t, client, prefix)
 }
 
 func clusterUsers(t *testing.T, cl *cachetest.Cluster, scripts *scriptKeys) {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/logto-proxy/logto-proxy/cache"
 	"github.com/logto-proxy/logto-proxy/cache/cachetest"
 	"github.com/logto-proxy/logto-proxy/hierarchy"
@@ -272,6 +274,14 @@ func TestRedisDownAtStartStillServes(t *testing.T) {
 
 func TestLostLockFencesTheStore(t *testing.T) {
 	client, prefix := cachetest.Client(t)
+	checkLostLockFencesTheStore(t, client, prefix)
+}
+
+// checkLostLockFencesTheStore: a rebuild whose lock is taken over by
+// another replica while it lists stores nothing, leaves the other holder's
+// lock alone and is not served (also run on a Redis Cluster).
+func checkLostLockFencesTheStore(t *testing.T, client redis.UniversalClient, prefix string) {
+	t.Helper()
 	src := newSource(20).held()
 	obs := newRecorder()
 	v := newView(t, client, prefix, src, obs)

@@ -71,14 +71,7 @@ func TestPageCacheFollowsSnapshots(t *testing.T) {
 		t.Fatal("two reads of an unchanged snapshot differ")
 	}
 	id := h.orgID(t, "d1r1c1")
-	if _, err := h.sim.UpdateOrganization(id, map[string]any{"name": "Renamed Customer"}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := h.view.Refresh(ctx); err != nil {
-		t.Fatal(err)
-	}
+	renameAndRefresh(t, h, id, "Renamed Customer")
 	after := h.get(t, "d1", q)
 	if bytes.Equal(before.Body, after.Body) || !strings.Contains(string(after.Body), "Renamed Customer") {
 		t.Errorf("the list still shows the previous snapshot:\n%s", after.Body)
@@ -180,15 +173,22 @@ func TestDetailCacheFollowsSnapshots(t *testing.T) {
 	if again := h.get(t, "d1", path); !bytes.Equal(before.Body, again.Body) || before.Status != http.StatusOK {
 		t.Fatalf("two reads of an unchanged snapshot: %d, then %s", before.Status, again.Body)
 	}
-	if _, err := h.sim.UpdateOrganization(id, map[string]any{"name": "Renamed Customer"}); err != nil {
+	renameAndRefresh(t, h, id, "Renamed Customer")
+	if after := h.get(t, "d1", path); !strings.Contains(string(after.Body), "Renamed Customer") {
+		t.Errorf("the detail still shows the previous snapshot:\n%s", after.Body)
+	}
+}
+
+// renameAndRefresh renames an organization in the simulator and makes the
+// harness serve a snapshot that has it.
+func renameAndRefresh(t *testing.T, h *harness, id, name string) {
+	t.Helper()
+	if _, err := h.sim.UpdateOrganization(id, map[string]any{"name": name}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := h.view.Refresh(ctx); err != nil {
 		t.Fatal(err)
-	}
-	if after := h.get(t, "d1", path); !strings.Contains(string(after.Body), "Renamed Customer") {
-		t.Errorf("the detail still shows the previous snapshot:\n%s", after.Body)
 	}
 }
