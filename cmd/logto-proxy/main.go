@@ -15,9 +15,15 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func main() {
+	// go-redis's logger is package-wide: set once, here, not in run (tests
+	// run several replicas in one process). Its level follows LOG_LEVEL
+	// (not the -log-level flag, which is parsed later).
+	redis.SetLogger(redisLogger{log: newLogger(os.Stderr, os.Getenv("LOG_LEVEL"))})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
