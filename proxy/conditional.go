@@ -12,6 +12,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/gzhttp"
+	"github.com/klauspost/compress/gzip"
 	"github.com/labstack/echo/v4"
 
 	"github.com/logto-proxy/logto-proxy/cache"
@@ -32,7 +33,10 @@ import (
 //     revalidate it (cheaply, with the ETag) and shared caches must not keep
 //     it, since answers depend on the bearer token.
 //   - gzip when the client accepts it and the body is worth compressing
-//     (gzhttp's default minimum size). A compressed answer's ETag gets a
+//     (gzhttp's default minimum size), at gzip's fastest level: on a page
+//     of 25 organizations a request costs ~30 % less CPU than at the default level,
+//     for a body ~7 % larger, and CPU is what a replica runs out of first
+//     (README, Performance). A compressed answer's ETag gets a
 //     "-gzip" suffix, because a strong validator names one exact
 //     representation; both spellings are accepted back in If-None-Match.
 //   - X-Cache: HIT, STALE or MISS on answers read from the hierarchy
@@ -84,7 +88,7 @@ type conventions struct {
 // newConventions builds the middleware's gzip wrapper (zstd off: one
 // compressed representation per ETag).
 func newConventions() (*conventions, error) {
-	gz, err := gzhttp.NewWrapper(gzhttp.EnableZstd(false), gzhttp.SuffixETag(gzipETagSuffix))
+	gz, err := gzhttp.NewWrapper(gzhttp.EnableZstd(false), gzhttp.SuffixETag(gzipETagSuffix), gzhttp.CompressionLevel(gzip.BestSpeed))
 	if err != nil {
 		return nil, fmt.Errorf("proxy: gzip middleware: %w", err)
 	}
