@@ -81,18 +81,22 @@ const snapshotWait = 15 * time.Second
 // conventions is the middleware that applies the conventions above. It owns
 // its pools, so that nothing is shared between Servers.
 type conventions struct {
-	gzip   func(http.Handler) http.HandlerFunc
-	bodies sync.Pool // *bufferedResponse
+	gzip       func(http.Handler) http.HandlerFunc
+	compressed *compressedAnswers // gzip's implementation (gzipcache.go)
+	bodies     sync.Pool          // *bufferedResponse
 }
 
 // newConventions builds the middleware's gzip wrapper (zstd off: one
-// compressed representation per ETag).
+// compressed representation per ETag), compressing through the cache of
+// compressed answers.
 func newConventions() (*conventions, error) {
-	gz, err := gzhttp.NewWrapper(gzhttp.EnableZstd(false), gzhttp.SuffixETag(gzipETagSuffix), gzhttp.CompressionLevel(gzip.BestSpeed))
+	ca := newCompressedAnswers(gzip.BestSpeed, compressedCacheEntries, compressedCacheBytes)
+	gz, err := gzhttp.NewWrapper(gzhttp.EnableZstd(false), gzhttp.SuffixETag(gzipETagSuffix),
+		gzhttp.Implementation(ca.factory()), gzhttp.CompressionLevel(gzip.BestSpeed))
 	if err != nil {
 		return nil, fmt.Errorf("proxy: gzip middleware: %w", err)
 	}
-	return &conventions{gzip: gz}, nil
+	return &conventions{gzip: gz, compressed: ca}, nil
 }
 
 // middleware applies the conventions to every request under /api. Errors of

@@ -52,6 +52,7 @@ type Server struct {
 	cfg  Config
 	echo *echo.Echo
 	auth *authenticator
+	conv *conventions
 }
 
 // New wires the routes and middleware.
@@ -81,6 +82,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.conv = conv
 	e.Use(middleware.RequestID(), s.observe, conv.middleware, middleware.Recover())
 
 	e.GET("/healthz", s.healthz)
