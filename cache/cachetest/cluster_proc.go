@@ -231,6 +231,12 @@ func (p permanent) Unwrap() error { return p.error }
 func poll(ctx context.Context, check func(ctx context.Context) (bool, error)) error {
 	ctx, cancel := context.WithTimeout(ctx, liveness)
 	defer cancel()
+	return pollUntil(ctx, check)
+}
+
+// pollUntil is poll bounded by ctx's deadline instead of liveness.
+func pollUntil(ctx context.Context, check func(ctx context.Context) (bool, error)) error {
+	start := time.Now()
 	var last error
 	for {
 		cctx, ccancel := context.WithTimeout(ctx, time.Second)
@@ -250,7 +256,7 @@ func poll(ctx context.Context, check func(ctx context.Context) (bool, error)) er
 			if last == nil {
 				last = errors.New("condition never held")
 			}
-			return fmt.Errorf("after %s: %w", liveness, last)
+			return fmt.Errorf("after %s: %w", time.Since(start).Round(time.Second), last)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

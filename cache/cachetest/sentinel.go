@@ -19,8 +19,19 @@ const SentinelMasterName = "lptest-master"
 
 // sentinelDownAfter is the test Sentinel's down-after-milliseconds: how
 // long the master may be unreachable before the Sentinel starts a
-// failover. Short, so that a test fails over in seconds.
-const sentinelDownAfter = 500 * time.Millisecond
+// failover. Short, so that a test fails over in seconds, but not so short
+// that a replica slow to answer on a loaded CI machine (-race, packages in
+// parallel) is itself judged down, leaving no replica to promote.
+const sentinelDownAfter = 1500 * time.Millisecond
+
+// sentinelFailoverTimeout is the Sentinel's failover-timeout: an aborted
+// failover is retried after twice this.
+const sentinelFailoverTimeout = 3 * time.Second
+
+// failoverLiveness bounds WaitFailover: longer than liveness, since a
+// Sentinel that finds its own timer late (a starved machine) enters TILT
+// mode and does nothing for 30 s.
+const failoverLiveness = 45 * time.Second
 
 // SentinelOptions configures StartSentinel.
 type SentinelOptions struct {
@@ -64,7 +75,7 @@ func StartSentinel(t testing.TB, opts SentinelOptions) *Sentinel {
 			"logfile " + filepath.Join(dir, "redis.log"),
 			fmt.Sprintf("sentinel monitor %s %s %s 1", SentinelMasterName, host, port),
 			fmt.Sprintf("sentinel down-after-milliseconds %s %d", SentinelMasterName, sentinelDownAfter.Milliseconds()),
-			fmt.Sprintf("sentinel failover-timeout %s 10000", SentinelMasterName),
+			fmt.Sprintf("sentinel failover-timeout %s %d", SentinelMasterName, sentinelFailoverTimeout.Milliseconds()),
 		}
 		if opts.Password != "" {
 			conf = append(conf, fmt.Sprintf("sentinel auth-pass %s %s", SentinelMasterName, opts.Password))
@@ -237,7 +248,9 @@ func (s *Sentinel) KillMaster() string {
 func (s *Sentinel) WaitFailover(old string) string {
 	s.t.Helper()
 	var addr string
-	err := poll(context.Background(), func(ctx context.Context) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), failoverLiveness)
+	defer cancel()
+	err := pollUntil(ctx, func(ctx context.Context) (bool, error) {
 		a, err := s.masterAddr()
 		if err != nil {
 			return false, err
@@ -255,7 +268,7 @@ func (s *Sentinel) WaitFailover(old string) string {
 		return len(role) > 0 && role[0] == "master", fmt.Errorf("%s has role %v", a, role)
 	})
 	if err != nil {
-		s.t.Fatalf("cachetest: no failover from %s: %v", old, err)
+		s.t.Fatalf("cachetest: no failover from %s: %v\nthe Sentinel's log:%s", old, err, s.sentinel.logTail())
 	}
 	return addr
 }
