@@ -254,39 +254,8 @@ func awaitAll(t *testing.T, gen uint64, views ...*cache.HierarchyView) []cache.S
 func clusterFencing(t *testing.T, cl *cachetest.Cluster, scripts *scriptKeys) {
 	client := clusterClient(cl, scripts)
 	prefix := cachetest.Prefix(t)
-	ctx := testContext(t)
-
 	// The lock alone: exclusive, renewable, fenced by growing tokens.
-	lock := cache.NewTestLock(client, prefix, time.Minute)
-	first, err := lock.TryAcquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := lock.TryAcquire(ctx); !errors.Is(err, cache.ErrLockHeld) {
-		t.Fatalf("second acquire = %v, want ErrLockHeld", err)
-	}
-	if err := first.Extend(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := first.Free(ctx); err != nil {
-		t.Fatal(err)
-	}
-	second, err := lock.TryAcquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !fenceLess(t, first.Token(), second.Token()) {
-		t.Errorf("tokens %q then %q do not grow", first.Token(), second.Token())
-	}
-	if err := first.Free(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := lock.TryAcquire(ctx); !errors.Is(err, cache.ErrLockHeld) {
-		t.Error("a stale holder's free released the lock")
-	}
-	if err := second.Free(ctx); err != nil {
-		t.Fatal(err)
-	}
+	checkRebuildLock(t, client, prefix)
 
 	// A rebuild whose lock is taken over mid-listing stores nothing.
 	checkLostLockFencesTheStore(t, client, prefix)
@@ -374,30 +343,7 @@ func clusterSessions(t *testing.T, cl *cachetest.Cluster, scripts *scriptKeys) {
 	ctx := testContext(t)
 
 	// Refresh tokens: one-shot, a grace for retries, a burn past it.
-	issueRefresh(t, s, "u1", "a")
-	issueRefresh(t, s, "u1", "b")
-	issueRefresh(t, s, "u2", "c")
-	if got := useRefresh(t, s, "u1", "a"); got != cache.RefreshRotated {
-		t.Fatalf("first use: %v", got)
-	}
-	clock.Advance(29 * time.Second)
-	if got := useRefresh(t, s, "u1", "a"); got != cache.RefreshGrace {
-		t.Fatalf("reuse within the grace: %v", got)
-	}
-	before := clock.Now().Add(-time.Second)
-	clock.Advance(2 * time.Second)
-	if got := useRefresh(t, s, "u1", "a"); got != cache.RefreshReused {
-		t.Fatalf("reuse past the grace: %v", got)
-	}
-	if got := useRefresh(t, s, "u1", "b"); got != cache.RefreshRevoked {
-		t.Errorf("the burned user's other token: %v", got)
-	}
-	if got := useRefresh(t, s, "u2", "c"); got != cache.RefreshRotated {
-		t.Errorf("another user's token: %v", got)
-	}
-	if reason, revoked, err := s.CheckToken(ctx, "digest1", "u1", before); err != nil || !revoked || reason != cache.ReasonRefreshReuse {
-		t.Errorf("access token issued before the burn: %q %v %v", reason, revoked, err)
-	}
+	checkRefreshOneShot(t, s, clock)
 
 	// Logout: the user's refresh tokens end, the access token is revoked.
 	issueRefresh(t, s, "u3", "old")
